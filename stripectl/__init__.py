@@ -1,0 +1,3 @@
+"""stripectl: command-line operations toolkit for Stripe."""
+
+__version__ = "0.1.0"

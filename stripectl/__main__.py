@@ -1,0 +1,3 @@
+from stripectl.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Typer apps: parse, call a service, render. Nothing else."""

@@ -1,0 +1,55 @@
+"""The `stripectl` entry point: global options and the command list.
+
+Command modules import their services lazily, inside the command body, so that
+`stripectl --help` never imports stripe or sqlite_utils.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from stripectl import __version__
+from stripectl.cli import replay
+from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt
+
+app = typer.Typer(
+    name="stripectl",
+    help=(
+        "Operations toolkit for Stripe: idempotent money mutations, verified webhook "
+        "replay into a SQLite mirror, drift reports for CI.\n\n"
+        "Example: stripectl replay-webhook examples/ --secret whsec_...\n\n" + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stripectl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = Globals(db=db, json=json_out, debug=debug)
+
+
+replay.register(app)
+
+
+def main() -> None:
+    app()

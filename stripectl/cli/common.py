@@ -1,0 +1,166 @@
+"""What every command shares: --db/--json/--debug, error handling, output streams.
+
+Options work before the command name (`stripectl --json replay-webhook ...`) and
+after it (`stripectl replay-webhook ... --json`); the later one wins.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from stripectl import errors
+from stripectl.redact import redact
+
+DEFAULT_DB = "stripectl.db"
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="STRIPECTL_DB",
+        help="SQLite mirror file [env STRIPECTL_DB, default ./stripectl.db].",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")
+]
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks for errors.")
+]
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 findings; 2 usage; 3 config/auth; 4 Stripe API; "
+    "5 network; 6 local store; 70 bug."
+)
+
+
+@dataclass
+class Globals:
+    db: str | None = None
+    json: bool = False
+    debug: bool = False
+
+
+@dataclass
+class Ctx:
+    """Resolved per-command settings and the two output streams."""
+
+    db: str
+    json: bool
+    debug: bool
+    out: Console
+    err: Console
+
+    @property
+    def interactive(self) -> bool:
+        return self.err.is_terminal
+
+    def emit_json(self, data: Any) -> None:
+        # Plain print: rich would re-wrap long lines and break the JSON.
+        sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False, default=str)))
+        sys.stdout.write("\n")
+
+    def note(self, message: str) -> None:
+        """A message for people, on stderr; never data."""
+        self.err.print(redact(message), highlight=False, markup=False)
+
+
+def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -> Ctx:
+    g = tctx.find_root().obj if isinstance(tctx.find_root().obj, Globals) else Globals()
+    return Ctx(
+        db=db or g.db or os.environ.get("STRIPECTL_DB") or DEFAULT_DB,
+        json=json_out or g.json,
+        debug=debug or g.debug,
+        out=Console(file=sys.stdout, soft_wrap=False),
+        err=Console(file=sys.stderr, stderr=True),
+    )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _debug_requested(kwargs: dict[str, Any]) -> bool:
+    if kwargs.get("debug"):
+        return True
+    ctx = click_ctx()
+    root = ctx.find_root().obj if ctx is not None else None
+    return bool(isinstance(root, Globals) and root.debug) or bool(os.environ.get("STRIPECTL_DEBUG"))
+
+
+def click_ctx() -> Any:
+    import click
+
+    return click.get_current_context(silent=True)
+
+
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected errors into one stderr line and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        err = Console(file=sys.stderr, stderr=True)
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except errors.StripectlError as exc:
+            if _debug_requested(kwargs):
+                err.print(redact(traceback.format_exc()), markup=False, highlight=False)
+            err.print(f"error: {redact(exc.message)}", markup=False, highlight=False)
+            if exc.hint:
+                err.print(f"hint: {redact(exc.hint)}", markup=False, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: committed work is kept; re-run to finish", markup=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _debug_requested(kwargs):
+                err.print(redact(traceback.format_exc()), markup=False, highlight=False)
+            err.print(
+                f"bug: {type(exc).__name__}: {redact(str(exc))}",
+                markup=False,
+                highlight=False,
+            )
+            err.print("hint: re-run with --debug and report it", markup=False)
+            raise typer.Exit(errors.BUG) from None
+
+    return wrapper
+
+
+@contextmanager
+def progress(ctx: Ctx, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on a terminal; a no-op callback otherwise."""
+    if not ctx.interactive or ctx.json:
+        yield lambda advance: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ctx.err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)

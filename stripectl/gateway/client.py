@@ -1,0 +1,153 @@
+"""Building a StripeClient, the key-mode guard, and error mapping.
+
+Other gateway modules (payments, subscriptions, events) take a `Gateway` and
+call `gateway.client.v1...` inside `gateway.call()`, which turns stripe errors
+into stripectl errors with the documented exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import stripe
+
+from stripectl.errors import (
+    CardDeclined,
+    ConfigError,
+    IdempotencyConflict,
+    NetworkError,
+    StripeAPIError,
+    UsageError,
+)
+from stripectl.redact import mask, redact
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    api_key: str | None = None
+    api_base: str | None = None
+    live: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    max_network_retries: int = DEFAULT_RETRIES
+
+
+def resolve_api_key(flag: str | None) -> str:
+    """--api-key, then STRIPE_API_KEY, then STRIPE_SECRET_KEY."""
+    key = flag or os.environ.get("STRIPE_API_KEY") or os.environ.get("STRIPE_SECRET_KEY")
+    if not key:
+        raise ConfigError(
+            "no Stripe API key",
+            hint="pass --api-key or set STRIPE_API_KEY (use an sk_test_ key)",
+        )
+    return key.strip()
+
+
+def key_is_live(key: str) -> bool:
+    return key.startswith(("sk_live_", "rk_live_"))
+
+
+def check_key_mode(key: str, *, live: bool, mirror_livemode: bool | None = None) -> None:
+    """Refuse keys that could do damage by accident."""
+    if key.startswith("pk_"):
+        raise ConfigError(
+            f"{mask(key)} is a publishable key; server calls need a secret key (sk_ or rk_)"
+        )
+    if not key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+        raise ConfigError(f"{mask(key)} does not look like a Stripe secret key (sk_/rk_)")
+    if key_is_live(key) and not live:
+        raise ConfigError(
+            f"{mask(key)} is a LIVE key: refused without --live",
+            hint="add --live if you really mean to act on live data",
+        )
+    if mirror_livemode is not None and mirror_livemode != key_is_live(key):
+        mode = "live" if mirror_livemode else "test"
+        raise ConfigError(
+            f"the mirror holds {mode}-mode data but {mask(key)} is a "
+            f"{'live' if key_is_live(key) else 'test'}-mode key",
+            hint="use a separate --db per mode",
+        )
+
+
+@dataclass
+class Gateway:
+    client: stripe.StripeClient
+    settings: GatewaySettings
+    key: str = field(repr=False)
+
+    @property
+    def livemode(self) -> bool:
+        return key_is_live(self.key)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+
+
+def connect(settings: GatewaySettings, *, mirror_livemode: bool | None = None) -> Gateway:
+    key = resolve_api_key(settings.api_key)
+    check_key_mode(key, live=settings.live, mirror_livemode=mirror_livemode)
+    api_base = settings.api_base or os.environ.get("STRIPECTL_API_BASE")
+    if api_base and not api_base.startswith(("http://", "https://")):
+        raise UsageError(f"--api-base must be an http(s) URL, got {api_base!r}")
+    http_client = stripe.RequestsClient(timeout=settings.timeout)  # type: ignore[no-untyped-call]
+    client = stripe.StripeClient(
+        key,
+        base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+        max_network_retries=settings.max_network_retries,
+        http_client=http_client,
+    )
+    return Gateway(client=client, settings=settings, key=key)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """StripeObject -> plain dict (StripeObject is not a dict since stripe 15)."""
+    if isinstance(obj, dict):
+        return obj
+    result: dict[str, Any] = obj.to_dict()
+    return result
+
+
+def response_headers(obj: Any) -> dict[str, str]:
+    resp = getattr(obj, "last_response", None)
+    headers = getattr(resp, "headers", None) or {}
+    return {str(k).lower(): str(v) for k, v in dict(headers).items()}
+
+
+def map_stripe_error(exc: stripe.StripeError) -> Exception:
+    msg = redact(exc.user_message or str(exc) or type(exc).__name__)
+    status = exc.http_status
+    code = exc.code
+    if isinstance(exc, stripe.CardError):
+        decline = getattr(exc, "decline_code", None) or (exc.error.decline_code if exc.error else None)
+        return CardDeclined(
+            f"card declined: {msg}" + (f" (decline_code={decline})" if decline else ""),
+            code=code,
+            decline_code=decline,
+            http_status=status,
+        )
+    if isinstance(exc, stripe.IdempotencyError):
+        return IdempotencyConflict(
+            f"Stripe refused the idempotency key: {msg}",
+            hint="the same key was used with different parameters",
+            code="idempotency_error",
+            http_status=status,
+        )
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return ConfigError(f"Stripe refused the API key: {msg}")
+    if isinstance(exc, stripe.APIConnectionError):
+        return NetworkError(f"cannot reach Stripe: {msg}", hint="check --api-base and the network")
+    if isinstance(exc, stripe.RateLimitError):
+        return StripeAPIError(
+            f"rate limited by Stripe after retries: {msg}", code=code, http_status=status
+        )
+    return StripeAPIError(f"Stripe API error ({status}): {msg}", code=code, http_status=status)

@@ -1,0 +1,32 @@
+"""Secret redaction: keys and webhook secrets never leave the process in full."""
+
+from __future__ import annotations
+
+import re
+
+# sk_/rk_ API keys, whsec_ webhook secrets, and PaymentIntent / SetupIntent /
+# Checkout client secrets (pi_..._secret_...).
+_SECRET = re.compile(
+    r"\b((?:sk|rk)_(?:test|live)_|whsec_)[A-Za-z0-9_]+"
+    r"|\b((?:pi|seti|cs)_[A-Za-z0-9]+_secret_)[A-Za-z0-9_]+"
+)
+
+
+def mask(secret: str | None) -> str:
+    """`sk_test_...abcd`: enough to tell keys apart, useless to an attacker."""
+    if not secret:
+        return "<none>"
+    for prefix in ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_"):
+        if secret.startswith(prefix):
+            tail = secret[len(prefix):]
+            return f"{prefix}...{tail[-4:]}" if len(tail) > 8 else f"{prefix}..."
+    return f"...{secret[-4:]}" if len(secret) > 8 else "..."
+
+
+def _sub(m: re.Match[str]) -> str:
+    return mask(m.group(0)) if m.group(1) else f"{m.group(2)}..."
+
+
+def redact(text: str) -> str:
+    """Replace every secret-looking token in free text."""
+    return _SECRET.sub(_sub, text)

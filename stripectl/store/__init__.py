@@ -1,0 +1,5 @@
+"""The only package that writes SQLite. Opened lazily: importing it is cheap."""
+
+from stripectl.store.db import SCHEMA_VERSION, Store, open_store
+
+__all__ = ["SCHEMA_VERSION", "Store", "open_store"]

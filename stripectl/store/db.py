@@ -1,0 +1,255 @@
+"""Opening the mirror, its schema and its migrations.
+
+The database is plain SQLite in WAL mode, so readers never block the writer and
+a killed process leaves either a committed transaction or nothing. Every write
+goes through `Store.transaction()`, which takes the write lock up front
+(BEGIN IMMEDIATE): two stripectl processes on one file serialise instead of
+interleaving.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stripectl.errors import StoreError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+
+Migration = Callable[["sqlite_utils.Database"], None]
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["events"].create(
+        {
+            "delivery_id": str,  # sha256 of signature header + raw body
+            "event_id": str,
+            "type": str,
+            "created": int,
+            "livemode": int,
+            "object_id": str,
+            "api_version": str,
+            "source": str,  # file:line, api, listener
+            "received_at": int,
+            "headers": str,  # JSON
+            "body": bytes,  # raw bytes exactly as received
+            "verified": int,
+            "outcome": str,
+            "reason": str,
+            "note": str,
+            "run_id": str,
+            "stored_at": int,
+        },
+        pk="delivery_id",
+    )
+    db["events"].create_index(["event_id"])
+    db["events"].create_index(["created"])
+    db["events"].create_index(["outcome"])
+    common = {
+        "livemode": int,
+        "last_event_id": str,
+        "last_event_created": int,
+        "updated_at": int,
+        "source": str,  # webhook | api | sync
+    }
+    db["subscriptions"].create(
+        {
+            "id": str,
+            "customer": str,
+            "status": str,
+            "status_since": int,
+            "price": str,
+            "quantity": int,
+            "items": str,  # JSON [{price, quantity, current_period_end}]
+            "current_period_end": int,
+            "cancel_at_period_end": int,
+            "trial_end": int,
+            "canceled_at": int,
+            "metadata": str,  # JSON
+            "user_id": str,
+            "plan_name": str,
+            **common,
+        },
+        pk="id",
+    )
+    db["subscriptions"].create_index(["customer"])
+    db["subscriptions"].create_index(["user_id"])
+    db["customers"].create(
+        {"id": str, "email": str, "name": str, "metadata": str, "deleted": int, **common},
+        pk="id",
+    )
+    db["invoices"].create(
+        {
+            "id": str,
+            "customer": str,
+            "subscription": str,
+            "status": str,
+            "amount_due": int,
+            "amount_paid": int,
+            "currency": str,
+            "attempt_count": int,
+            "next_payment_attempt": int,
+            "billing_reason": str,
+            "action_required": int,
+            "last_failure_at": int,
+            **common,
+        },
+        pk="id",
+    )
+    db["invoices"].create_index(["subscription"])
+    db["checkout_sessions"].create(
+        {
+            "id": str,
+            "mode": str,
+            "status": str,
+            "payment_status": str,
+            "customer": str,
+            "customer_email": str,
+            "client_reference_id": str,
+            "user_id": str,
+            "plan_name": str,
+            "subscription": str,
+            "payment_intent": str,
+            "url": str,
+            "metadata": str,
+            "expires_at": int,
+            "created": int,
+            "idempotency_key": str,
+            **common,
+        },
+        pk="id",
+    )
+    db["checkout_sessions"].create_index(["subscription"])
+    db["payment_intents"].create(
+        {
+            "id": str,
+            "status": str,
+            "amount": int,
+            "currency": str,
+            "customer": str,
+            "metadata": str,
+            "last_error_code": str,
+            "idempotency_key": str,
+            **common,
+        },
+        pk="id",
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """A migrated mirror. Reads are free-form; writes happen in `transaction()`."""
+
+    def __init__(self, conn: sqlite3.Connection, *, path: str, readonly: bool = False) -> None:
+        import sqlite_utils
+
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.path = path
+        self.readonly = readonly
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError("internal: write attempted on a read-only (dry-run) store")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot lock the mirror {self.path}: {exc}") from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot commit to the mirror {self.path}: {exc}") from exc
+
+    def meta_get(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_set(self, key: str, value: str) -> None:
+        """Call inside `transaction()`."""
+        self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{Path(path).resolve()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode still survives a process kill; only a power cut can
+        # lose the last commits, never corrupt the file.
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _migrate(store: Store) -> None:
+    version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{store.path} has schema version {version}, newer than this stripectl "
+            f"understands ({SCHEMA_VERSION})",
+            hint="upgrade stripectl",
+        )
+    for number in range(version, SCHEMA_VERSION):
+        with store.transaction():
+            MIGRATIONS[number](store.db)
+            store.conn.execute(f"PRAGMA user_version = {number + 1}")
+            store.meta_set(f"migrated_v{number + 1}", json.dumps(int(time.time())))
+
+
+def open_store(path: str, *, dry_run: bool = False) -> Store:
+    """Open (creating and migrating) the mirror at `path`.
+
+    With `dry_run`, nothing on disk is touched: an existing file is opened
+    read-only, a missing one is replaced by an empty in-memory mirror.
+    """
+    try:
+        if dry_run:
+            if path != ":memory:" and Path(path).exists():
+                store = Store(_connect(path, readonly=True), path=path, readonly=True)
+                version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
+                if version != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{path} is at schema version {version}; run once without "
+                        "--dry-run to migrate it"
+                    )
+                return store
+            store = Store(_connect(":memory:", readonly=False), path=":memory:")
+            _migrate(store)
+            store.readonly = True
+            return store
+        parent = Path(path).parent
+        if path != ":memory:" and not parent.exists():
+            raise StoreError(f"cannot create the mirror {path}: folder {parent} does not exist")
+        store = Store(_connect(path, readonly=False), path=path)
+        _migrate(store)
+        return store
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open the mirror {path}: {exc}") from exc

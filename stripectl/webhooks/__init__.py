@@ -1,0 +1,1 @@
+"""Webhook deliveries: envelope formats, verification, the subscription state machine."""

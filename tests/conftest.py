@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _no_real_stripe(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Environment only (never stripe internals): no test may reach api.stripe.com
+    # by accident, nor pick up a developer's real key or mirror.
+    for var in ("STRIPE_API_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPECTL_DB",
+                "STRIPECTL_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """localstripe on 127.0.0.1, its own port and state file, stopped at the end."""
+    port = free_port()
+    state = tmp_path_factory.mktemp("localstripe") / "state.pickle"
+    log = open(state.with_suffix(".log"), "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "localstripe_server.py"), str(port), str(state)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"localstripe did not start: {state.with_suffix('.log').read_text()}")
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -1,0 +1,1 @@
+"""Purpose-built fake servers for what localstripe lacks. Loopback only."""
