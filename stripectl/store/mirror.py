@@ -1,0 +1,45 @@
+"""Reading and writing mirror rows in bulk.
+
+The newest-wins decision lives in the services (they know about events);
+this module only loads current rows by id and upserts rows inside the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from stripectl.store.db import Store
+
+MIRROR_TABLES = ("subscriptions", "customers", "invoices", "checkout_sessions", "payment_intents")
+_CHUNK = 500  # stays under SQLite's bound-parameter limit
+
+
+def get_rows(store: Store, table: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    assert table in MIRROR_TABLES
+    wanted = list(dict.fromkeys(i for i in ids if i))
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        part = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(part))
+        for row in store.query(f"SELECT * FROM {table} WHERE id IN ({marks})", tuple(part)):
+            out[row["id"]] = row
+    return out
+
+
+def put_rows(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
+    """Upsert whole rows (call inside `store.transaction()`)."""
+    assert table in MIRROR_TABLES
+    if rows:
+        store.db[table].upsert_all(rows, pk="id", alter=False)
+
+
+def get_row(store: Store, table: str, row_id: str) -> dict[str, Any] | None:
+    return get_rows(store, table, [row_id]).get(row_id)
+
+
+def all_rows(store: Store, table: str, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    assert table in MIRROR_TABLES
+    sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+    return store.query(sql, params)
