@@ -144,7 +144,20 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    from stripectl.store import ledger
+
+    ledger.migrate(db)
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    from stripectl.store import runs
+
+    runs.migrate(db)
+
+
+# Append only: a released migration is never edited.
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,9 @@
+"""`stripectl replay-webhook` (work in progress)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
