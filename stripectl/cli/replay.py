@@ -1,9 +1,163 @@
-"""`stripectl replay-webhook` (work in progress)."""
+"""`stripectl replay-webhook`: verified replay of saved deliveries into the mirror."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx, progress
+from stripectl.cli.replay_render import render_replay
+from stripectl.errors import ConfigError, UsageError
+
+HELP = f"""Verify saved Stripe webhook deliveries and apply them to the SQLite mirror.
+
+PATH is an envelope file, a JSONL file of envelopes, a folder of either
+(recursive), or a raw HTTP request dump. Each delivery's signature is checked
+over its exact raw body; freshness compares the signed timestamp with the
+envelope's received_at. Events are deduplicated by id and applied newest-wins,
+so the final mirror does not depend on delivery order or duplicates. Every
+delivery, rejected ones included, is stored in the `events` table.
+
+Outcomes: applied, duplicate, stale, anomaly, ignored, rejected (with a reason).
+
+Example:
+
+  stripectl replay-webhook examples/deliveries --secret whsec_stripectl_example_0000000000000000
+
+Exit 0 when nothing was rejected or anomalous, else 1. {EXIT_CODES_HELP}
+"""
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("replay-webhook", help=HELP, no_args_is_help=True)(replay_webhook)
+
+
+@guarded
+def replay_webhook(
+    tctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Envelope files, JSONL files, folders, HTTP dumps.")],
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            envvar="STRIPE_WEBHOOK_SECRET",
+            help="Endpoint secret whsec_...; repeat during a secret roll (any match passes). "
+            "[env STRIPE_WEBHOOK_SECRET]",
+            show_default=False,
+        ),
+    ] = None,
+    tolerance: Annotated[
+        int, typer.Option(help="Max seconds between the signature's t= and received_at.", min=0)
+    ] = 300,
+    grace: Annotated[
+        str, typer.Option(help="past_due access: retry (while a retry is scheduled), none, always, or Nd.")
+    ] = "retry",
+    unsigned: Annotated[
+        bool, typer.Option("--unsigned", help="Accept bare event JSON without a signature (marked unverified).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Verify and simulate; write nothing to the database.")
+    ] = False,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Reject bodies larger than this (bytes).", min=1)
+    ] = 1_048_576,
+    events: Annotated[
+        str, typer.Option(help="Events listed in the table: auto, all, problems, none.")
+    ] = "auto",
+    forward_to: Annotated[
+        str | None,
+        typer.Option(help="POST each delivery, in event order, to this URL of your own handler."),
+    ] = None,
+    sign_with: Annotated[
+        str | None,
+        typer.Option(help="With --forward-to: re-sign with this whsec_ and a fresh timestamp."),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="With --forward-to: at most N deliveries per second.", min=0.001)
+    ] = None,
+    stop_on_error: Annotated[
+        bool, typer.Option("--stop-on-error", help="With --forward-to: stop at the first non-2xx.")
+    ] = False,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    ctx = make_ctx(tctx, db, json_out, debug)
+    secrets = [s.strip() for s in (secret or []) if s.strip()]
+    if events not in ("auto", "all", "problems", "none"):
+        raise UsageError(f"--events must be auto, all, problems or none, got {events!r}")
+    from stripectl.webhooks.statemachine import parse_grace
+
+    try:
+        grace = parse_grace(grace)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for s in secrets:
+        if not s.startswith("whsec_"):
+            ctx.note("warning: a --secret does not start with whsec_; is it an endpoint secret?")
+    if forward_to is not None:
+        _forward(ctx, paths, forward_to, sign_with, rate, stop_on_error, unsigned)
+        return
+    if sign_with or rate or stop_on_error:
+        raise UsageError("--sign-with, --rate and --stop-on-error need --forward-to")
+    if not secrets and not unsigned:
+        raise ConfigError(
+            "no webhook secret",
+            hint="pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
+        )
+
+    from stripectl.services.replay import ReplayOptions, replay
+    from stripectl.store import open_store
+    from stripectl.webhooks.envelope import iter_deliveries
+
+    options = ReplayOptions(
+        secrets=secrets,
+        tolerance=tolerance,
+        grace=grace,
+        dry_run=dry_run,
+        max_body_bytes=max_body_bytes,
+    )
+    store = open_store(ctx.db, dry_run=dry_run)
+    try:
+        with progress(ctx, "replaying") as advance:
+            report = replay(store, iter_deliveries(paths, allow_unsigned=unsigned), options, progress=advance)
+    finally:
+        store.close()
+    if ctx.json:
+        ctx.emit_json(report.to_json())
+    else:
+        render_replay(ctx, report.to_json(), events)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _forward(
+    ctx: Any,
+    paths: list[Path],
+    url: str,
+    sign_with: str | None,
+    rate: float | None,
+    stop_on_error: bool,
+    unsigned: bool,
+) -> None:
+    from stripectl.cli.forward_render import render_forward
+    from stripectl.services.forward import forward
+    from stripectl.webhooks.envelope import iter_deliveries
+
+    if sign_with is not None and not sign_with.startswith("whsec_"):
+        raise ConfigError("--sign-with must be a webhook secret (whsec_...)")
+    with progress(ctx, "forwarding") as advance:
+        report = forward(
+            iter_deliveries(paths, allow_unsigned=unsigned),
+            url,
+            sign_with=sign_with,
+            rate=rate,
+            stop_on_error=stop_on_error,
+            progress=advance,
+        )
+    if ctx.json:
+        ctx.emit_json(report.to_json())
+    else:
+        render_forward(ctx, report.to_json())
+    raise typer.Exit(0 if report.ok else 1)

@@ -57,6 +57,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         "livemode": int,
         "last_event_id": str,
         "last_event_created": int,
+        "last_event_type": str,
+        "last_prev_status": str,  # previous_attributes.status: orders same-second ties
         "updated_at": int,
         "source": str,  # webhook | api | sync
     }

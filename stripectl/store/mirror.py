@@ -43,3 +43,23 @@ def all_rows(store: Store, table: str, where: str = "", params: tuple[Any, ...] 
     assert table in MIRROR_TABLES
     sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY id"
     return store.query(sql, params)
+
+
+def invoices_for_subscriptions(store: Store, sub_ids: Iterable[str]) -> list[dict[str, Any]]:
+    wanted = list(dict.fromkeys(i for i in sub_ids if i))
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), _CHUNK):
+        part = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(part))
+        out.extend(store.query(f"SELECT * FROM invoices WHERE subscription IN ({marks})", tuple(part)))
+    return out
+
+
+def checkout_link(store: Store, subscription_id: str) -> tuple[str | None, str | None] | None:
+    """The user a completed checkout session attached to this subscription."""
+    row = store.conn.execute(
+        "SELECT user_id, plan_name FROM checkout_sessions WHERE subscription = ? "
+        "AND user_id IS NOT NULL ORDER BY last_event_created DESC LIMIT 1",
+        (subscription_id,),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])

@@ -23,6 +23,13 @@ class Delivery:
     error_detail: str | None = None
     unsigned: bool = False  # a bare event accepted with --unsigned
     trusted: bool = False  # fetched from the Events API with our key: no signature
+    text: str | None = None  # the body already decoded, when the reader had it as text
+
+    def body_text(self) -> str:
+        """The body as text; raises UnicodeDecodeError if it is not UTF-8."""
+        if self.text is None:
+            self.text = self.body.decode("utf-8")
+        return self.text
 
     @property
     def signature(self) -> str | None:

@@ -1,0 +1,52 @@
+"""Reading the Events API (`GET /v1/events`), one page at a time.
+
+Stripe lists events newest first and keeps them for 30 days. Paging is left
+to the caller (services/events_pull.py) so it can keep memory bounded and
+stop early; this module only turns one request into plain dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stripe.params import EventListParams, EventListParamsCreated
+
+from stripectl.errors import UsageError
+from stripectl.gateway.client import Gateway, to_dict
+
+PAGE_LIMIT = 100  # Stripe's maximum page size
+MAX_TYPES = 20  # `types[]` takes at most 20 names (EventListParams.types)
+RETENTION_SECONDS = 30 * 86400
+
+
+@dataclass
+class EventPage:
+    events: list[dict[str, Any]]  # newest first, as Stripe returns them
+    has_more: bool
+
+
+def list_events_page(
+    gateway: Gateway,
+    *,
+    created_gte: int | None,
+    types: list[str] | None = None,
+    delivery_failed: bool = False,
+    starting_after: str | None = None,
+    limit: int = PAGE_LIMIT,
+) -> EventPage:
+    """One page of `GET /v1/events`, newest first."""
+    if types and len(types) > MAX_TYPES:
+        raise UsageError(f"at most {MAX_TYPES} --type values (Stripe's limit), got {len(types)}")
+    params = EventListParams(limit=limit)
+    if created_gte is not None:
+        params["created"] = EventListParamsCreated(gte=created_gte)
+    if types:
+        params["types"] = list(types)
+    if delivery_failed:
+        params["delivery_success"] = False
+    if starting_after:
+        params["starting_after"] = starting_after
+    page = gateway.call(lambda: gateway.client.v1.events.list(params))
+    events = [to_dict(e) for e in page.data]
+    return EventPage(events=events, has_more=bool(page.has_more))

@@ -1,0 +1,255 @@
+"""Catch up on missed events from the Events API and apply them like webhooks.
+
+Stripe lists events newest first; the mirror wants them oldest first. Pages
+are fetched newest first into an anonymous temp file (only a 16-byte offset
+per event stays in memory, so a 30-day catch-up of a busy account does not
+hold every event in RAM), then read back in reverse and streamed through
+`services.replay.replay` as trusted deliveries (fetched with our own key: no
+signature). Event ids already accepted in the inbox are skipped.
+
+The cursor (meta `events_cursor`) is the newest event this run stored; it is
+written only after replay has committed everything, so a killed run resumes
+from the previous cursor and the inbox dedupe absorbs the overlap. A run
+filtered by type or delivery status keeps its own cursor (`events_cursor?...`):
+it says nothing about events outside its filter.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from stripectl.errors import UsageError
+from stripectl.timeparse import format_ts
+from stripectl.webhooks.delivery import Delivery
+
+if TYPE_CHECKING:
+    from stripectl.gateway.client import Gateway
+    from stripectl.services.replay import ReplayReport
+    from stripectl.store import Store
+
+CURSOR_KEY = "events_cursor"
+RETENTION_SECONDS = 30 * 86400  # the Events API keeps 30 days
+_DEDUPE_BATCH = 500
+
+
+@dataclass
+class PullReport:
+    since: int
+    fetched: int = 0
+    new: int = 0
+    duplicate: int = 0
+    replay: ReplayReport | None = None
+    warnings: list[str] = field(default_factory=list)
+    cursor: dict[str, Any] | None = None  # {"created", "id"} after this run
+    types: list[str] | None = None
+    delivery_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.replay.ok if self.replay is not None else True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "types": self.types,
+            "delivery_failed": self.delivery_failed,
+            "fetched": self.fetched,
+            "new": self.new,
+            "duplicate": self.duplicate,
+            "cursor": self.cursor,
+            "warnings": self.warnings,
+            "replay": self.replay.to_json() if self.replay is not None else None,
+        }
+
+
+def cursor_key(types: list[str] | None, delivery_failed: bool) -> str:
+    if not types and not delivery_failed:
+        return CURSOR_KEY
+    parts = []
+    if types:
+        parts.append("types=" + ",".join(sorted(set(types))))
+    if delivery_failed:
+        parts.append("delivery_failed=1")
+    return f"{CURSOR_KEY}?{'&'.join(parts)}"
+
+
+def read_cursor(store: Store, key: str) -> dict[str, Any] | None:
+    raw = store.meta_get(key)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("created"), int):
+        return None
+    return value
+
+
+def _resume_point(store: Store, types: list[str] | None, delivery_failed: bool) -> dict[str, Any] | None:
+    """The newest cursor that covers this filter: its own, or the unfiltered one."""
+    own = read_cursor(store, cursor_key(types, delivery_failed))
+    unfiltered = read_cursor(store, CURSOR_KEY) if (types or delivery_failed) else None
+    found = [c for c in (own, unfiltered) if c is not None]
+    return max(found, key=lambda c: int(c["created"])) if found else None
+
+
+class _Spill:
+    """Events appended newest first, read back oldest first."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="stripectl-events-")
+        self.offsets = array("q")
+        self.end = 0
+
+    def append(self, body: bytes) -> None:
+        self.offsets.append(self.end)
+        self.file.write(body)
+        self.end += len(body)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def oldest_first(self) -> Iterator[bytes]:
+        self.file.flush()
+        for n in range(len(self.offsets) - 1, -1, -1):
+            start = self.offsets[n]
+            stop = self.offsets[n + 1] if n + 1 < len(self.offsets) else self.end
+            self.file.seek(start)
+            yield self.file.read(stop - start)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _fetch(
+    gateway: Gateway,
+    spill: _Spill,
+    *,
+    since: int,
+    types: list[str] | None,
+    delivery_failed: bool,
+    progress: Callable[[int], None] | None,
+) -> dict[str, Any] | None:
+    """Page newest first into `spill`; returns the newest event's (created, id)."""
+    from stripectl.gateway.events import list_events_page
+
+    newest: dict[str, Any] | None = None
+    after: str | None = None
+    while True:
+        page = list_events_page(
+            gateway,
+            created_gte=since,
+            types=types,
+            delivery_failed=delivery_failed,
+            starting_after=after,
+        )
+        for event in page.events:
+            created = event.get("created")
+            if isinstance(created, int) and (newest is None or created > newest["created"]):
+                newest = {"created": created, "id": event.get("id")}
+            spill.append(json.dumps(event).encode())
+        if progress is not None and page.events:
+            progress(len(page.events))
+        if not page.has_more or not page.events:
+            return newest
+        next_after = page.events[-1].get("id")
+        if not isinstance(next_after, str) or next_after == after:
+            return newest  # a server that ignores starting_after must not loop forever
+        after = next_after
+
+
+def _new_deliveries(
+    store: Store, bodies: Iterator[bytes], received_at: int, skipped: list[int]
+) -> Iterator[Delivery]:
+    """Trusted deliveries for events not yet accepted; counts skips in `skipped[0]`."""
+    from stripectl.store import events as store_events
+
+    def flush(batch: list[tuple[str | None, bytes]]) -> Iterator[Delivery]:
+        known = store_events.accepted_event_ids(store, [eid for eid, _ in batch if eid])
+        for eid, body in batch:
+            if eid is not None and eid in known:
+                skipped[0] += 1
+                continue
+            yield Delivery(source="api", body=body, headers={}, received_at=received_at, trusted=True)
+
+    batch: list[tuple[str | None, bytes]] = []
+    for body in bodies:
+        try:
+            eid = json.loads(body).get("id")
+        except (ValueError, AttributeError):
+            eid = None
+        batch.append((eid if isinstance(eid, str) else None, body))
+        if len(batch) >= _DEDUPE_BATCH:
+            yield from flush(batch)
+            batch = []
+    if batch:
+        yield from flush(batch)
+
+
+def pull_events(
+    store: Store,
+    gateway: Gateway,
+    *,
+    since: int | None,
+    types: list[str] | None,
+    delivery_failed: bool,
+    progress: Callable[[int], None] | None = None,
+    now: int | None = None,
+) -> PullReport:
+    """Fetch events created at or after `since` (None: the stored cursor) and apply them.
+
+    `progress` is advanced once per event fetched.
+    """
+    from stripectl.services.replay import ReplayOptions, replay
+
+    clock = int(time.time()) if now is None else now
+    types = sorted(set(types)) if types else None
+    key = cursor_key(types, delivery_failed)
+    warnings: list[str] = []
+    previous = _resume_point(store, types, delivery_failed)
+    if since is None:
+        if previous is None:
+            raise UsageError(
+                "no events cursor in this mirror yet: nothing to continue from",
+                hint="pass --since (e.g. --since 2h) for the first pull",
+            )
+        since = int(previous["created"])
+    floor = clock - RETENTION_SECONDS
+    if since < floor:
+        warnings.append(
+            f"--since {format_ts(since)} is beyond the Events API's 30-day retention: "
+            f"pulling from {format_ts(floor)}; older events are gone from Stripe "
+            "(refresh the mirror from current objects with `stripectl sync`)"
+        )
+        since = floor
+    if since > clock:
+        raise UsageError(f"--since {format_ts(since)} is in the future")
+
+    report = PullReport(since=since, types=types, delivery_failed=delivery_failed, warnings=warnings)
+    spill = _Spill()
+    try:
+        newest = _fetch(
+            gateway, spill, since=since, types=types, delivery_failed=delivery_failed, progress=progress
+        )
+        report.fetched = len(spill)
+        skipped = [0]
+        deliveries = _new_deliveries(store, spill.oldest_first(), clock, skipped)
+        report.replay = replay(store, deliveries, ReplayOptions(secrets=[]), now=clock)
+    finally:
+        spill.close()
+    report.duplicate = skipped[0] + report.replay.summary.get("duplicate", 0)
+    report.new = report.fetched - report.duplicate
+    if newest is not None and (previous is None or newest["created"] >= int(previous["created"])):
+        with store.transaction():
+            store.meta_set(key, json.dumps(newest))
+        report.cursor = newest
+    else:
+        report.cursor = previous
+    return report

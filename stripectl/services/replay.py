@@ -1,0 +1,255 @@
+"""Replay saved deliveries into the mirror: verify, dedupe, order, apply, store.
+
+Input is streamed in chunks. Each chunk is verified, sorted by the ordering
+rule (webhooks/apply.py), applied against the mirror, and committed in ONE
+transaction together with every delivery's row in `events`: a kill leaves
+whole chunks or nothing, and a re-run skips what was committed (duplicates).
+Across chunks the newest-wins comparison keeps the final mirror independent
+of delivery order.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from stripectl.services.mirror_view import OverlayView
+from stripectl.services.subscription_report import subscription_report
+from stripectl.store import Store
+from stripectl.store import events as store_events
+from stripectl.webhooks.apply import apply_event, sort_key, table_for
+from stripectl.webhooks.delivery import Delivery
+from stripectl.webhooks.inspect import Inspected, inspect
+from stripectl.webhooks.snapshots import checkout_session_row, invoice_subscription
+
+OUTCOMES = ("applied", "duplicate", "stale", "anomaly", "ignored", "rejected")
+CHUNK = 2000
+
+
+@dataclass
+class ReplayOptions:
+    secrets: list[str]
+    tolerance: int = 300
+    grace: str = "retry"
+    dry_run: bool = False
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass
+class EventResult:
+    source: str
+    event_id: str | None
+    type: str | None
+    outcome: str
+    reason: str | None
+    delivery_id: str
+    created: int | None = None
+    verified: bool = False
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "event_id": self.event_id,
+            "type": self.type,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "verified": self.verified,
+            "created": self.created,
+            "note": self.note,
+        }
+
+
+@dataclass
+class ReplayReport:
+    run_id: str
+    dry_run: bool
+    events: list[EventResult] = field(default_factory=list)
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = Counter(e.outcome for e in self.events)
+        return {o: counts.get(o, 0) for o in OUTCOMES} | {"total": len(self.events)}
+
+    @property
+    def ok(self) -> bool:
+        return not any(e.outcome in ("rejected", "anomaly") for e in self.events)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "dry_run": self.dry_run,
+            "events": [e.to_json() for e in self.events],
+            "subscriptions": self.subscriptions,
+        }
+
+
+def _chunks(items: Iterable[Delivery], size: int) -> Iterator[list[Delivery]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def replay(
+    store: Store,
+    deliveries: Iterable[Delivery],
+    options: ReplayOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+    now: int | None = None,
+    chunk_size: int = CHUNK,
+) -> ReplayReport:
+    report = ReplayReport(run_id=uuid.uuid4().hex[:12], dry_run=options.dry_run)
+    view = OverlayView(store)
+    seen_deliveries: set[str] = set()
+    seen_events: set[str] = set()
+    touched: set[str] = set()
+    for chunk in _chunks(deliveries, chunk_size):
+        clock = now if now is not None else int(time.time())
+        inspected = [
+            inspect(
+                d,
+                secrets=options.secrets,
+                tolerance=options.tolerance,
+                max_body_bytes=options.max_body_bytes,
+            )
+            for d in chunk
+        ]
+        results = _process_chunk(store, view, inspected, seen_deliveries, seen_events, touched, clock)
+        rows = [
+            _event_row(ins, res, report.run_id, clock) for ins, res in zip(inspected, results, strict=True)
+        ]
+        if not options.dry_run:
+            with store.transaction():
+                store_events.insert_events(store, [r for r in rows if r is not None])
+                view.flush()
+                if view.livemode_changed is not None:
+                    store.meta_set("livemode", view.livemode_changed)
+        view.livemode_changed = None
+        report.events.extend(results)
+        if progress is not None:
+            progress(len(chunk))
+    report.subscriptions = subscription_report(view, sorted(touched), grace=options.grace, now=now)
+    return report
+
+
+def _process_chunk(
+    store: Store,
+    view: OverlayView,
+    inspected: list[Inspected],
+    seen_deliveries: set[str],
+    seen_events: set[str],
+    touched: set[str],
+    now: int,
+) -> list[EventResult]:
+    stored_deliveries = store_events.known_deliveries(store, [i.delivery_id for i in inspected])
+    accepted_ids = store_events.accepted_event_ids(
+        store, [i.event_id for i in inspected if i.event_id and not i.rejected]
+    )
+    results: dict[int, EventResult] = {}
+    candidates: list[tuple[int, Inspected]] = []
+    for n, ins in enumerate(inspected):
+        res = EventResult(
+            source=ins.delivery.source,
+            event_id=ins.event_id,
+            type=ins.type,
+            outcome="rejected",
+            reason=ins.reason,
+            delivery_id=ins.delivery_id,
+            created=ins.created,
+            verified=ins.verified,
+            note=ins.note or (ins.detail if ins.rejected else None),
+        )
+        results[n] = res
+        if not ins.rejected:
+            _note_touched(ins, touched)
+        prior = stored_deliveries.get(ins.delivery_id)
+        if ins.delivery_id in seen_deliveries or (
+            # A delivery rejected earlier is checked again (the operator may now
+            # pass the right secret); rejected again for the same reason, it
+            # is a plain duplicate and nothing changes.
+            prior is not None and (prior[0] != "rejected" or prior[1] == ins.reason)
+        ):
+            res.outcome, res.reason = "duplicate", "delivery already stored"
+            if prior is not None and prior[0] != "duplicate":
+                res.note = f"stored earlier as {prior[0]}" + (f": {prior[1]}" if prior[1] else "")
+            continue
+        if prior is not None:
+            res.note = f"re-checked: stored earlier as rejected: {prior[1]}"
+        seen_deliveries.add(ins.delivery_id)
+        if ins.rejected:
+            continue
+        candidates.append((n, ins))
+
+    candidates.sort(key=lambda pair: sort_key(pair[1]))
+    by_table: dict[str, list[str]] = {}
+    for _, ins in candidates:
+        table = table_for(ins.type or "")
+        if table is not None and ins.object_id:
+            by_table.setdefault(table, []).append(ins.object_id)
+    for table, ids in by_table.items():
+        view.prefetch(table, ids)
+    mode = view.livemode()
+    for n, ins in candidates:
+        res = results[n]
+        assert ins.event_id is not None
+        if ins.event_id in accepted_ids or ins.event_id in seen_events:
+            res.outcome, res.reason = "duplicate", "event id already seen"
+            continue
+        if mode is None:
+            mode = bool(ins.livemode)
+            view.set_livemode(mode)
+        elif bool(ins.livemode) != mode:
+            res.outcome, res.reason = "rejected", "livemode_mismatch"
+            res.note = f"event livemode={ins.livemode}, mirror is {'live' if mode else 'test'}"
+            continue
+        seen_events.add(ins.event_id)
+        source = "api" if ins.delivery.trusted else "unverified" if ins.delivery.unsigned else "webhook"
+        res.outcome, res.reason = apply_event(view, ins, now=now, source=source)
+    return [results[n] for n in range(len(inspected))]
+
+
+def _note_touched(ins: Inspected, touched: set[str]) -> None:
+    assert ins.event is not None and ins.type is not None
+    obj = ins.event["data"]["object"]
+    if ins.type.startswith("customer.subscription."):
+        touched.add(obj["id"])
+    elif ins.type.startswith("invoice."):
+        sub = invoice_subscription(obj)
+        if sub:
+            touched.add(sub)
+    elif ins.type.startswith("checkout.session."):
+        sub = checkout_session_row(obj).get("subscription")
+        if sub:
+            touched.add(sub)
+
+
+def _event_row(ins: Inspected, res: EventResult, run_id: str, now: int) -> dict[str, Any] | None:
+    if res.outcome == "duplicate" and res.reason == "delivery already stored":
+        return None  # the identical bytes are already in `events`
+    d = ins.delivery
+    return {
+        "delivery_id": ins.delivery_id,
+        "event_id": ins.event_id,
+        "type": ins.type,
+        "created": ins.created,
+        "livemode": None if ins.livemode is None else int(ins.livemode),
+        "object_id": ins.object_id,
+        "api_version": ins.api_version,
+        "source": d.source,
+        "received_at": d.received_at,
+        "headers": d.headers,
+        "body": d.body,
+        "verified": int(ins.verified),
+        "outcome": res.outcome,
+        "reason": res.reason,
+        "note": res.note,
+        "run_id": run_id,
+        "stored_at": now,
+    }

@@ -1,0 +1,180 @@
+"""What one verified event does to the mirror: applied, stale, anomaly or ignored.
+
+Ordering rule (README "Ordering"): a snapshot replaces the mirror's row only
+if it is newer. Newer means, in this order:
+  1. a later `event.created`;
+  2. same second: `*.created` < any other type < `*.deleted`;
+  3. same second and rank: the previous_attributes chain, i.e. an event whose
+     previous_attributes.status equals the status the row holds comes after it,
+     and an event whose status is the row's previous status comes before it;
+  4. otherwise the larger event id (arbitrary but deterministic).
+A newer subscription snapshot that leaves a terminal status, or jumps to a
+status unreachable from the current one, is an anomaly: recorded, not applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from stripectl.webhooks import snapshots
+from stripectl.webhooks.inspect import Inspected
+from stripectl.webhooks.statemachine import transition_problem
+
+SUBSCRIPTION_TYPES = frozenset(
+    f"customer.subscription.{t}"
+    for t in (
+        "created",
+        "updated",
+        "deleted",
+        "paused",
+        "resumed",
+        "pending_update_applied",
+        "pending_update_expired",
+        "trial_will_end",
+    )
+)
+INVOICE_TYPES = frozenset(
+    f"invoice.{t}" for t in ("paid", "payment_succeeded", "payment_failed", "payment_action_required")
+)
+CHECKOUT_TYPES = frozenset(
+    f"checkout.session.{t}"
+    for t in ("completed", "async_payment_succeeded", "async_payment_failed", "expired")
+)
+PAYMENT_INTENT_TYPES = frozenset(
+    f"payment_intent.{t}" for t in ("succeeded", "payment_failed", "requires_action", "canceled")
+)
+CUSTOMER_TYPES = frozenset(f"customer.{t}" for t in ("created", "updated", "deleted"))
+
+HANDLED = SUBSCRIPTION_TYPES | INVOICE_TYPES | CHECKOUT_TYPES | PAYMENT_INTENT_TYPES | CUSTOMER_TYPES
+
+
+def table_for(event_type: str) -> str | None:
+    if event_type in SUBSCRIPTION_TYPES:
+        return "subscriptions"
+    if event_type in INVOICE_TYPES:
+        return "invoices"
+    if event_type in CHECKOUT_TYPES:
+        return "checkout_sessions"
+    if event_type in PAYMENT_INTENT_TYPES:
+        return "payment_intents"
+    if event_type in CUSTOMER_TYPES:
+        return "customers"
+    return None
+
+
+class MirrorView(Protocol):
+    def get(self, table: str, row_id: str) -> dict[str, Any] | None: ...
+
+    def put(self, table: str, row: dict[str, Any]) -> None: ...
+
+    def checkout_link(self, subscription_id: str) -> tuple[str | None, str | None] | None: ...
+
+
+def type_rank(event_type: str | None) -> int:
+    if not event_type:
+        return 1
+    if event_type.endswith(".created"):
+        return 0
+    if event_type.endswith(".deleted"):
+        return 2
+    return 1
+
+
+def sort_key(ins: Inspected) -> tuple[int, int, str]:
+    return (ins.created or 0, type_rank(ins.type), ins.event_id or "")
+
+
+def _prev_status(event: dict[str, Any]) -> str | None:
+    prev = event.get("data", {}).get("previous_attributes")
+    if isinstance(prev, dict) and isinstance(prev.get("status"), str):
+        return str(prev["status"])
+    return None
+
+
+def is_newer(ins: Inspected, new_status: str | None, stored: dict[str, Any]) -> bool:
+    created = ins.created or 0
+    stored_created = stored.get("last_event_created")
+    if stored_created is None or created != stored_created:
+        return stored_created is None or created > stored_created
+    rank, stored_rank = type_rank(ins.type), type_rank(stored.get("last_event_type"))
+    if rank != stored_rank:
+        return rank > stored_rank
+    assert ins.event is not None
+    prev = _prev_status(ins.event)
+    if prev is not None and prev == stored.get("status") and new_status != prev:
+        return True
+    stored_prev = stored.get("last_prev_status")
+    if stored_prev is not None and stored_prev == new_status and stored.get("status") != new_status:
+        return False
+    return (ins.event_id or "") > (stored.get("last_event_id") or "")
+
+
+def apply_event(view: MirrorView, ins: Inspected, *, now: int, source: str) -> tuple[str, str | None]:
+    """Return (outcome, reason) and update `view` when applied."""
+    assert ins.event is not None and ins.type is not None
+    table = table_for(ins.type)
+    if table is None:
+        return "ignored", "unhandled event type"
+    obj: dict[str, Any] = ins.event["data"]["object"]
+    row = _row_for(table, obj, ins.type)
+    stored = view.get(table, row["id"])
+    new_status = row.get("status")
+    if stored is not None and not is_newer(ins, new_status, stored):
+        return "stale", f"mirror holds a newer snapshot ({stored.get('last_event_id')})"
+
+    if table == "subscriptions":
+        problem = transition_problem(stored.get("status") if stored else None, str(new_status))
+        if problem is not None:
+            return "anomaly", problem
+        if stored is not None and stored.get("status") == new_status:
+            row["status_since"] = stored.get("status_since")
+        else:
+            row["status_since"] = ins.created
+        if not row.get("user_id"):
+            link = view.checkout_link(row["id"])
+            if link is None and stored is not None:
+                link = (stored.get("user_id"), stored.get("plan_name"))
+            if link is not None:
+                row["user_id"], row["plan_name"] = link[0], row.get("plan_name") or link[1]
+    elif table == "invoices":
+        row["action_required"] = int(ins.type == "invoice.payment_action_required")
+        last_failure = stored.get("last_failure_at") if stored else None
+        row["last_failure_at"] = ins.created if ins.type == "invoice.payment_failed" else last_failure
+    elif table == "checkout_sessions" and stored is not None:
+        row["idempotency_key"] = stored.get("idempotency_key")
+
+    row.update(
+        last_event_id=ins.event_id,
+        last_event_created=ins.created,
+        last_event_type=ins.type,
+        last_prev_status=_prev_status(ins.event),
+        updated_at=now,
+        source=source,
+    )
+    view.put(table, row)
+    if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
+        _link_subscription(view, row)
+    return "applied", None
+
+
+def _row_for(table: str, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
+    if table == "subscriptions":
+        return snapshots.subscription_row(obj)
+    if table == "invoices":
+        return snapshots.invoice_row(obj)
+    if table == "checkout_sessions":
+        return snapshots.checkout_session_row(obj)
+    if table == "payment_intents":
+        return snapshots.payment_intent_row(obj)
+    row = snapshots.customer_row(obj)
+    if event_type == "customer.deleted":
+        row["deleted"] = 1
+    return row
+
+
+def _link_subscription(view: MirrorView, session: dict[str, Any]) -> None:
+    """checkout.session.completed names the user of a subscription we may already hold."""
+    sub = view.get("subscriptions", session["subscription"])
+    if sub is None or sub.get("user_id"):
+        return
+    view.put("subscriptions", {**sub, "user_id": session["user_id"], "plan_name": sub.get("plan_name") or session.get("plan_name")})

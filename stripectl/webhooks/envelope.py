@@ -1,0 +1,198 @@
+"""Reading saved deliveries in every accepted format, streaming.
+
+Formats: a file holding one envelope, a JSONL file of envelopes (or a JSON
+array of them), a folder of either (recursive, sorted by path), a raw HTTP
+request dump, and a bare event JSON (only with --unsigned). An envelope is
+`{"received_at": unix, "headers": {"Stripe-Signature": ...}, "body": "<raw>"}`.
+
+Input that cannot be read as a delivery still yields a Delivery with `error`
+set, so it is stored and reported as rejected rather than silently dropped.
+Only a path that cannot be opened at all is a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from stripectl.errors import UsageError
+from stripectl.webhooks.delivery import Delivery
+
+_HTTP_METHODS = (b"POST ", b"PUT ", b"GET ", b"PATCH ")
+_JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def iter_deliveries(paths: list[Path], *, allow_unsigned: bool = False) -> Iterator[Delivery]:
+    for path in paths:
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            for file in files:
+                yield from _read_file(file, allow_unsigned)
+        elif path.is_file():
+            yield from _read_file(path, allow_unsigned)
+        elif not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
+        else:
+            raise UsageError(f"{path}: not a regular file or folder")
+
+
+def _open(path: Path) -> Any:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
+    name = str(path)
+    if path.suffix.lower() in _JSONL_SUFFIXES:
+        yield from _read_jsonl(path, allow_unsigned)
+        return
+    with _open(path) as f:
+        head = f.read(64)
+        f.seek(0)
+        if not head.strip():
+            yield Delivery(source=name, body=b"", error="empty", error_detail="empty file")
+            return
+        if head.lstrip().startswith(_HTTP_METHODS):
+            yield _from_http_dump(name, f.read())
+            return
+        raw = f.read()
+    try:
+        doc = json.loads(raw)
+    except UnicodeDecodeError:
+        yield Delivery(source=name, body=raw, error="not_utf8", error_detail="file is not UTF-8")
+        return
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            # Several JSON documents, one per line: JSONL without the suffix.
+            yield from _read_jsonl(path, allow_unsigned)
+            return
+        yield Delivery(source=name, body=raw, error="malformed", error_detail=f"invalid JSON: {exc}")
+        return
+    if isinstance(doc, list):
+        for i, item in enumerate(doc, 1):
+            yield _from_document(f"{name}[{i}]", item, None, allow_unsigned)
+    else:
+        yield _from_document(name, doc, raw, allow_unsigned)
+
+
+def _read_jsonl(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
+    with _open(path) as f:
+        seen_any = False
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            seen_any = True
+            source = f"{path}:{lineno}"
+            try:
+                doc = json.loads(line)
+            except UnicodeDecodeError:
+                yield Delivery(source=source, body=line, error="not_utf8", error_detail="line is not UTF-8")
+                continue
+            except json.JSONDecodeError as exc:
+                yield Delivery(
+                    source=source, body=line, error="malformed", error_detail=f"invalid JSON: {exc}"
+                )
+                continue
+            yield _from_document(source, doc, line, allow_unsigned)
+        if not seen_any:
+            yield Delivery(source=str(path), body=b"", error="empty", error_detail="empty file")
+
+
+def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: bool) -> Delivery:
+    if not isinstance(doc, dict):
+        return Delivery(source=source, body=raw or b"", error="malformed", error_detail="not a JSON object")
+    if "body" in doc:
+        return _from_envelope(source, doc, raw)
+    if doc.get("object") == "event" or ("type" in doc and "data" in doc):
+        body = raw if raw is not None else json.dumps(doc).encode()
+        if not allow_unsigned:
+            return Delivery(
+                source=source,
+                body=body,
+                error="unsigned",
+                error_detail="a bare event has no signature: pass --unsigned to accept it unverified",
+            )
+        return Delivery(source=source, body=body.strip(), unsigned=True)
+    return Delivery(
+        source=source,
+        body=raw or b"",
+        error="malformed",
+        error_detail="neither an envelope (no 'body') nor an event",
+    )
+
+
+def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Delivery:
+    body = doc.get("body")
+    headers = doc.get("headers") or {}
+    received = doc.get("received_at")
+    if not isinstance(headers, dict):
+        headers = {}
+    headers = {str(k): str(v) for k, v in headers.items()}
+    received_at = int(received) if isinstance(received, int | float) and not isinstance(received, bool) else None
+    if not isinstance(body, str):
+        return Delivery(
+            source=source,
+            body=json.dumps(body).encode() if body is not None else b"",
+            headers=headers,
+            received_at=received_at,
+            error="malformed",
+            error_detail="envelope body must be the raw request body as a string",
+        )
+    try:
+        data = body.encode("utf-8")
+        text: str | None = body
+    except UnicodeEncodeError:
+        # Lone surrogates: a non-UTF-8 body saved with surrogateescape.
+        data = body.encode("utf-8", "surrogateescape")
+        text = None
+    return Delivery(source=source, body=data, headers=headers, received_at=received_at, text=text)
+
+
+def _from_http_dump(source: str, raw: bytes) -> Delivery:
+    sep = raw.find(b"\r\n\r\n")
+    width = 4
+    if sep < 0:
+        sep, width = raw.find(b"\n\n"), 2
+    if sep < 0:
+        return Delivery(source=source, body=raw, error="malformed", error_detail="HTTP dump without a blank line")
+    head, body = raw[:sep], raw[sep + width :]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        key, colon, value = line.partition(b":")
+        if colon:
+            headers[key.decode("latin-1").strip()] = value.decode("latin-1").strip()
+    length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+    if length is not None and length.isdigit():
+        n = int(length)
+        if len(body) < n:
+            return Delivery(
+                source=source,
+                body=body,
+                headers=headers,
+                error="truncated",
+                error_detail=f"body has {len(body)} of {n} bytes",
+            )
+        body = body[:n]
+    return Delivery(source=source, body=body, headers=headers)
+
+
+def envelope_of(delivery: Delivery) -> dict[str, Any]:
+    """The DESIGN.md envelope; a non-UTF-8 body round-trips via surrogateescape."""
+    return {
+        "received_at": delivery.received_at,
+        "headers": dict(delivery.headers),
+        "body": delivery.body.decode("utf-8", "surrogateescape"),
+    }
+
+
+def envelope_line(delivery: Delivery) -> str:
+    return json.dumps(envelope_of(delivery), separators=(",", ":"))

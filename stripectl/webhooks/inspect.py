@@ -1,0 +1,136 @@
+"""Verify one delivery and pull out what ordering and the mirror need.
+
+The signature is checked over the exact raw body by stripe-python (via the
+gateway) before the body is parsed. Freshness is judged between the signed
+timestamp and the envelope's `received_at`, never against now: a saved
+delivery is old by definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from stripectl.webhooks.delivery import Delivery
+
+# Why a delivery can be rejected (README "Rejection reasons").
+REASONS = {
+    "bad_signature": "no v1 signature matches any given secret (tampered body or wrong secret)",
+    "no_signature": "no Stripe-Signature header",
+    "garbled_signature": "Stripe-Signature header cannot be parsed",
+    "expired": "signed more than --tolerance seconds before it was received",
+    "future_timestamp": "signed more than --tolerance seconds after it was received",
+    "malformed": "not valid JSON, or not a Stripe event (no id/type/created/data.object)",
+    "truncated": "the input ends before the body does",
+    "empty": "empty file",
+    "not_utf8": "the body is not UTF-8",
+    "too_large": "the body is larger than --max-body-bytes",
+    "thin_event": "a thin (v2) event: it carries references, not snapshots",
+    "unsigned": "a bare event without a signature (accepted only with --unsigned)",
+    "livemode_mismatch": "the event's livemode differs from the mirror's mode",
+}
+
+
+@dataclass
+class Inspected:
+    delivery: Delivery
+    delivery_id: str
+    verified: bool = False
+    event: dict[str, Any] | None = None
+    event_id: str | None = None
+    type: str | None = None
+    created: int | None = None
+    livemode: bool | None = None
+    object_id: str | None = None
+    api_version: str | None = None
+    reason: str | None = None  # set: rejected
+    detail: str | None = None
+    note: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.reason is not None
+
+    def reject(self, reason: str, detail: str | None = None) -> Inspected:
+        self.reason, self.detail = reason, detail or REASONS.get(reason)
+        return self
+
+
+def delivery_id(delivery: Delivery) -> str:
+    h = hashlib.sha256()
+    h.update((delivery.signature or "").encode("utf-8", "surrogateescape"))
+    h.update(b"\n")
+    h.update(delivery.body)
+    return h.hexdigest()
+
+
+def inspect(
+    delivery: Delivery,
+    *,
+    secrets: list[str],
+    tolerance: int,
+    max_body_bytes: int,
+) -> Inspected:
+    from stripectl.gateway.signatures import SignatureRejected, verify
+
+    result = Inspected(delivery=delivery, delivery_id=delivery_id(delivery))
+    if delivery.error:
+        return result.reject(delivery.error, delivery.error_detail)
+    if len(delivery.body) > max_body_bytes:
+        return result.reject("too_large", f"{len(delivery.body)} bytes > {max_body_bytes}")
+    if not delivery.body.strip():
+        return result.reject("empty", "empty body")
+    try:
+        text = delivery.body_text()
+    except UnicodeDecodeError:
+        return result.reject("not_utf8")
+
+    if delivery.trusted:
+        result.verified = True
+    elif delivery.unsigned:
+        result.note = "unverified: accepted with --unsigned"
+    else:
+        try:
+            signed_at = verify(text, delivery.signature, secrets)
+        except SignatureRejected as exc:
+            return result.reject(exc.reason, exc.detail)
+        result.verified = True
+        if delivery.received_at is None:
+            result.note = "no received_at: freshness not checked"
+        elif delivery.received_at - signed_at > tolerance:
+            return result.reject(
+                "expired", f"signed {delivery.received_at - signed_at}s before it was received"
+            )
+        elif signed_at - delivery.received_at > tolerance:
+            return result.reject(
+                "future_timestamp", f"signed {signed_at - delivery.received_at}s after it was received"
+            )
+
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return result.reject("malformed", f"invalid JSON: {exc.msg} at {exc.pos}")
+    if not isinstance(event, dict):
+        return result.reject("malformed", "body is not a JSON object")
+    result.event_id = event.get("id") if isinstance(event.get("id"), str) else None
+    result.type = event.get("type") if isinstance(event.get("type"), str) else None
+    if event.get("object") == "v2.core.event" or (result.type or "").startswith("v1."):
+        return result.reject("thin_event")
+    if not result.event_id or not result.type:
+        return result.reject("malformed", "event without id or type")
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        return result.reject("malformed", "event without an integer created")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        return result.reject("malformed", "event without data.object.id")
+    result.event = event
+    result.created = created
+    result.livemode = bool(event.get("livemode"))
+    result.object_id = obj["id"]
+    api_version = event.get("api_version")
+    result.api_version = api_version if isinstance(api_version, str) else None
+    return result
