@@ -83,8 +83,9 @@ def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -
         db=db or g.db or os.environ.get("STRIPECTL_DB") or DEFAULT_DB,
         json=json_out or g.json,
         debug=debug or g.debug,
-        out=Console(file=sys.stdout, soft_wrap=False),
-        err=Console(file=sys.stderr, stderr=True),
+        # Piped output is read by people later (CI logs): don't squeeze it to 80 columns.
+        out=Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200),
+        err=Console(file=sys.stderr, stderr=True, soft_wrap=True),
     )
 
 
@@ -111,7 +112,7 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        err = Console(file=sys.stderr, stderr=True)
+        err = Console(file=sys.stderr, stderr=True, soft_wrap=True)
         try:
             return fn(*args, **kwargs)
         except typer.Exit:

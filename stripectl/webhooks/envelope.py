@@ -65,7 +65,7 @@ def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
             return
         raw = f.read()
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         yield Delivery(source=name, body=raw, error="not_utf8", error_detail="file is not UTF-8")
         return
@@ -92,7 +92,7 @@ def _read_jsonl(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
             seen_any = True
             source = f"{path}:{lineno}"
             try:
-                doc = json.loads(line)
+                doc = json.loads(line.decode("utf-8"))
             except UnicodeDecodeError:
                 yield Delivery(source=source, body=line, error="not_utf8", error_detail="line is not UTF-8")
                 continue

@@ -1,0 +1,123 @@
+"""Bad input: each is a clean per-delivery rejection, never a crash or an abort."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+
+from tests import factories as f
+from tests.replay_helpers import SECRET, run_json, write_jsonl
+
+
+def _good(n: int = 1, created: int = f.T0) -> dict[str, object]:
+    return f.event("customer.created", f.customer(f"cus_in{n}"), id=f"evt_in{n}", created=created)
+
+
+def _reasons(report: dict[str, object]) -> list[str | None]:
+    return [e["reason"] for e in report["events"]]  # type: ignore[index,union-attr]
+
+
+def test_every_kind_of_bad_delivery_is_rejected_with_a_reason(tmp_path: Path) -> None:
+    good = _good()
+    body = f.body_of(good)
+    t = f.T0
+    thin = {"id": "evt_thin", "object": "v2.core.event", "type": "v1.billing.meter.error_report_triggered",
+            "created": "2026-11-01T00:00:00Z", "related_object": {"id": "mtr_1"}}
+    no_id = {"object": "event", "type": "customer.created", "created": t, "data": {"object": {"id": "cus_x"}}}
+    cases = [
+        f.envelope(good, t=t),  # fine
+        {"received_at": t, "headers": {}, "body": body},  # no signature
+        {"received_at": t, "headers": {"Stripe-Signature": "garbage"}, "body": body},
+        f.envelope(good, "whsec_wrong_secret_0000", t=t),  # wrong secret
+        {**f.envelope(good, t=t), "body": body.replace("cus_in1", "cus_XX1")},  # tampered
+        f.envelope(good, t=t + 1, received_at=t + 1 + 301),  # stale
+        f.envelope(good, t=t + 2, received_at=t + 2 - 301),  # far future
+        f.envelope("{not json", t=t),  # valid signature over invalid JSON
+        f.envelope(json.dumps(no_id), t=t),
+        f.envelope(json.dumps(thin), t=t),
+        f.envelope("", t=t),
+        {"received_at": t, "headers": {"Stripe-Signature": f.sign(body, t=t)}, "body": {"parsed": True}},
+    ]
+    p = write_jsonl(tmp_path / "bad.jsonl", cases)
+    with p.open("a") as fh:
+        fh.write('{"received_at": 1, "headers": {}, "bo')  # truncated last line
+    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert code == 1
+    assert _reasons(report) == [
+        None, "no_signature", "garbled_signature", "bad_signature", "bad_signature", "expired",
+        "future_timestamp", "malformed", "malformed", "thin_event", "empty", "malformed", "malformed",
+    ]
+    assert report["summary"]["applied"] == 1 and report["summary"]["rejected"] == 12
+    conn = sqlite3.connect(tmp_path / "m.db")
+    stored = conn.execute("SELECT outcome, count(*) FROM events GROUP BY outcome").fetchall()
+    assert dict(stored) == {"applied": 1, "rejected": 12}  # nothing lost
+
+
+def test_non_utf8_body_and_huge_body(tmp_path: Path) -> None:
+    from stripectl.webhooks.delivery import Delivery
+    from stripectl.webhooks.envelope import envelope_line
+
+    raw = b'{"id": "evt_\xff", "type": "customer.created"}'
+    bad_utf8 = Delivery(source="x", body=raw, headers={"Stripe-Signature": "t=1,v1=00"}, received_at=1)
+    huge_body = json.dumps({"id": "evt_big", "pad": "x" * (20 * 1024 * 1024)})
+    p = tmp_path / "d.jsonl"
+    p.write_text(envelope_line(bad_utf8) + "\n" + json.dumps(f.envelope(huge_body, t=f.T0)) + "\n")
+    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert code == 1
+    assert _reasons(report) == ["not_utf8", "too_large"]
+
+
+def test_unreadable_path_is_a_usage_error(tmp_path: Path) -> None:
+    from tests.replay_helpers import run
+
+    result = run("replay-webhook", str(tmp_path / "missing"), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert result.exit_code == 2
+    assert "no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_secret_rotation_any_secret_passes(tmp_path: Path) -> None:
+    old, new = "whsec_stripectl_old_00000000", "whsec_stripectl_new_00000000"
+    envs = [f.envelope(_good(1), old, t=f.T0), f.envelope(_good(2), new, t=f.T0)]
+    p = write_jsonl(tmp_path / "d.jsonl", envs)
+    code, report = run_json("replay-webhook", str(p), "--secret", old, "--secret", new, "--db", str(tmp_path / "m.db"))
+    assert code == 0 and report["summary"]["applied"] == 2
+
+
+def test_secret_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = write_jsonl(tmp_path / "d.jsonl", [f.envelope(_good(), t=f.T0)])
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    code, report = run_json("replay-webhook", str(p), "--db", str(tmp_path / "m.db"))
+    assert code == 0 and report["summary"]["applied"] == 1
+
+
+@pytest.mark.parametrize(("offset", "reason"), [(300, None), (301, "expired"), (-300, None), (-301, "future_timestamp")])
+def test_tolerance_is_judged_against_received_at_not_now(tmp_path: Path, offset: int, reason: str | None) -> None:
+    # A year after the delivery: the wall clock must not matter, only received_at.
+    env = f.envelope(_good(), t=f.T0, received_at=f.T0 + offset)
+    p = write_jsonl(tmp_path / "d.jsonl", [env])
+    with freeze_time("2027-11-01"):
+        _, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert _reasons(report) == [reason]
+
+
+def test_missing_received_at_is_noted_not_rejected(tmp_path: Path) -> None:
+    env = f.envelope(_good(), t=f.T0)
+    del env["received_at"]
+    p = write_jsonl(tmp_path / "d.jsonl", [env])
+    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert code == 0
+    assert report["events"][0]["note"] == "no received_at: freshness not checked"
+
+
+def test_unsigned_events_are_marked_unverified_everywhere(tmp_path: Path) -> None:
+    sub = f.subscription("sub_unsigned", status="active")
+    (tmp_path / "evt.json").write_text(json.dumps(f.event("customer.subscription.created", sub, id="evt_u1")))
+    code, report = run_json("replay-webhook", str(tmp_path / "evt.json"), "--unsigned", "--db", str(tmp_path / "m.db"))
+    assert code == 0
+    assert report["events"][0]["verified"] is False
+    assert "unverified" in report["events"][0]["note"]
+    assert report["subscriptions"][0]["verified"] is False
