@@ -80,6 +80,7 @@ def replay_webhook(
     stop_on_error: Annotated[
         bool, typer.Option("--stop-on-error", help="With --forward-to: stop at the first non-2xx.")
     ] = False,
+    chunk_size: Annotated[int, typer.Option(hidden=True, min=1)] = 2000,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -97,6 +98,9 @@ def replay_webhook(
     for s in secrets:
         if not s.startswith("whsec_"):
             ctx.note("warning: a --secret does not start with whsec_; is it an endpoint secret?")
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
     if forward_to is not None:
         _forward(ctx, paths, forward_to, sign_with, rate, stop_on_error, unsigned)
         return
@@ -122,7 +126,13 @@ def replay_webhook(
     store = open_store(ctx.db, dry_run=dry_run)
     try:
         with progress(ctx, "replaying") as advance:
-            report = replay(store, iter_deliveries(paths, allow_unsigned=unsigned), options, progress=advance)
+            report = replay(
+                store,
+                iter_deliveries(paths, allow_unsigned=unsigned),
+                options,
+                progress=advance,
+                chunk_size=chunk_size,
+            )
     finally:
         store.close()
     if ctx.json:
