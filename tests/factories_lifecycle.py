@@ -26,6 +26,7 @@ def build_lifecycle(
     same_second: bool = True,
     failed_renewal: bool = True,
     cancel: bool = True,
+    payment_succeeded: bool = True,
 ) -> list[dict[str, Any]]:
     """Events in `created` order (ties only where previous_attributes orders them).
 
@@ -34,6 +35,8 @@ def build_lifecycle(
     failed renewal (payment_failed attempt 1, active->past_due) -> recovery
     (invoice.paid attempt 2, past_due->active) -> cancel_at_period_end -> deleted.
     With `same_second`, the subscription's created/first-updated share one second.
+    `payment_succeeded=False` leaves out the invoice.payment_succeeded twin of each
+    invoice.paid (smaller corpora).
     """
     api = f.NEW_API if shape == "new" else f.OLD_API
     meta = {"user_id": user_id, "plan_name": plan_name}
@@ -43,7 +46,9 @@ def build_lifecycle(
 
     def emit(kind: str, obj: dict[str, Any], created: int, prev: dict[str, Any] | None = None,
              *, automatic: bool = False) -> None:
-        n = next(step)
+        n = next(step)  # numbered before skipping, so ids do not depend on the options
+        if kind == "invoice.payment_succeeded" and not payment_succeeded:
+            return
         req = None if automatic else f.rid("req", sub_id, n, length=15)
         key = None if automatic else f"stripectl-{sub_id[-8:]}-{n}"
         events.append(f.event(kind, obj, id=f.rid("evt", sub_id, n), created=created,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import stripe
@@ -117,3 +120,69 @@ def test_ids_are_deterministic() -> None:
     assert f.lifecycle("sub_1Det", "cus_1Det") == f.lifecycle("sub_1Det", "cus_1Det")
     assert f.rid("evt", "x", 1) == f.rid("evt", "x", 1) != f.rid("evt", "x", 2)
     assert len(f.rid("evt", "x")) == len("evt_") + 24
+
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "deliveries"
+
+
+def _load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_examples_match_the_generator(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _load_script(ROOT / "examples" / "make_examples.py")
+    monkeypatch.setattr(gen, "OUT", tmp_path)
+    gen.main()
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == ["dunning.jsonl", "lifecycle.jsonl", "raw-request.http",
+                    "single-envelope.json", "tampered.json"]
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes(), name
+    assert sum((tmp_path / n).stat().st_size for n in made) < 200_000
+
+
+def test_example_deliveries_verify_except_the_tampered_one() -> None:
+    from stripectl.webhooks.envelope import iter_deliveries
+
+    results = {}
+    for d in iter_deliveries([EXAMPLES]):
+        assert d.error is None, d.source
+        try:
+            stripe.WebhookSignature.verify_header(d.body.decode(), d.signature or "",
+                                                  f.EXAMPLE_SECRET, tolerance=None)
+            results[d.source] = "ok"
+        except stripe.SignatureVerificationError:
+            results[d.source] = "bad"
+    assert [s for s, r in results.items() if r == "bad"] == [str(EXAMPLES / "tampered.json")]
+    assert len(results) == 44
+    lines = (EXAMPLES / "lifecycle.jsonl").read_text().splitlines()
+    ids = [json.loads(json.loads(line)["body"])["id"] for line in lines]
+    assert len(ids) - len(set(ids)) == 4  # the re-deliveries
+    created = [json.loads(json.loads(line)["body"])["created"] for line in lines]
+    assert created != sorted(created)  # arrival order is not event order
+
+
+def test_bench_generator_writes_valid_signed_envelopes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench import _gen
+
+    gen = _gen.write_deliveries(tmp_path / "d.jsonl", 37, sample=5)
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    assert len(lines) == gen.n == 37 and len(gen.sample) == 5
+    for line in lines:
+        env = json.loads(line)
+        header = env["headers"]["Stripe-Signature"]
+        assert stripe.WebhookSignature.verify_header(env["body"], header, _gen.SECRET,
+                                                     tolerance=None)
+        evt = json.loads(env["body"])
+        assert 0 < env["received_at"] - int(header.split(",")[0][2:]) <= 60
+        assert evt["object"] == "event" and evt["data"]["object"]["id"]
+    assert len({json.loads(json.loads(x)["body"])["id"] for x in lines}) == 37

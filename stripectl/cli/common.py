@@ -23,6 +23,8 @@ from stripectl import errors
 from stripectl.redact import redact
 
 DEFAULT_DB = "stripectl.db"
+# One encoder for all: json.dumps() with any keyword builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str)
 
 DbOpt = Annotated[
     str | None,
@@ -68,9 +70,28 @@ class Ctx:
         return self.err.is_terminal
 
     def emit_json(self, data: Any) -> None:
-        # Plain print: rich would re-wrap long lines and break the JSON.
-        sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False, default=str)))
+        # Plain write: rich would re-wrap long lines and break the JSON. Indented
+        # only for a person at a terminal: indent makes json use its slow
+        # pure-Python encoder.
+        indent = 2 if sys.stdout.isatty() else None
+        sys.stdout.write(redact(json.dumps(data, indent=indent, default=str)))
         sys.stdout.write("\n")
+
+    def emit_json_stream(self, parts: Iterator[tuple[str, Any]]) -> None:
+        """A JSON object written key by key; a list value given as an iterator is
+        written item by item, so a 100k-event report never exists as one string."""
+        w = sys.stdout.write
+        w("{")
+        for n, (key, value) in enumerate(parts):
+            w(("," if n else "") + "\n" + json.dumps(key) + ": ")
+            if isinstance(value, Iterator):
+                w("[")
+                for i, item in enumerate(value):
+                    w(("," if i else "") + "\n  " + redact(_ENCODER.encode(item)))
+                w("\n]")
+            else:
+                w(redact(_ENCODER.encode(value)))
+        w("\n}\n")
 
     def note(self, message: str) -> None:
         """A message for people, on stderr; never data."""

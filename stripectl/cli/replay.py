@@ -80,6 +80,9 @@ def replay_webhook(
     stop_on_error: Annotated[
         bool, typer.Option("--stop-on-error", help="With --forward-to: stop at the first non-2xx.")
     ] = False,
+    jobs: Annotated[
+        int, typer.Option(help="Worker processes verifying large inputs (0 = one per core).", min=0)
+    ] = 0,
     chunk_size: Annotated[int, typer.Option(hidden=True, min=1)] = 2000,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -112,9 +115,9 @@ def replay_webhook(
             hint="pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
         )
 
-    from stripectl.services.replay import ReplayOptions, replay
+    from stripectl.services.parallel import default_jobs, inspect_paths
+    from stripectl.services.replay import ReplayOptions, replay_inspected
     from stripectl.store import open_store
-    from stripectl.webhooks.envelope import iter_deliveries
 
     options = ReplayOptions(
         secrets=secrets,
@@ -125,18 +128,22 @@ def replay_webhook(
     )
     store = open_store(ctx.db, dry_run=dry_run)
     try:
+        inspected = inspect_paths(
+            paths,
+            secrets=secrets,
+            tolerance=tolerance,
+            max_body_bytes=max_body_bytes,
+            allow_unsigned=unsigned,
+            jobs=jobs or default_jobs(),
+        )
         with progress(ctx, "replaying") as advance:
-            report = replay(
-                store,
-                iter_deliveries(paths, allow_unsigned=unsigned),
-                options,
-                progress=advance,
-                chunk_size=chunk_size,
+            report = replay_inspected(
+                store, inspected, options, progress=advance, chunk_size=chunk_size
             )
     finally:
         store.close()
     if ctx.json:
-        ctx.emit_json(report.to_json())
+        ctx.emit_json_stream(report.json_parts())
     else:
         render_replay(ctx, report.to_json(), events)
     raise typer.Exit(0 if report.ok else 1)

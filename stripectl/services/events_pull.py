@@ -1,7 +1,7 @@
 """Catch up on missed events from the Events API and apply them like webhooks.
 
 Stripe lists events newest first; the mirror wants them oldest first. Pages
-are fetched newest first into an anonymous temp file (only a 16-byte offset
+are fetched newest first into an anonymous temp file (only an 8-byte offset
 per event stays in memory, so a 30-day catch-up of a busy account does not
 hold every event in RAM), then read back in reverse and streamed through
 `services.replay.replay` as trusted deliveries (fetched with our own key: no
@@ -92,7 +92,9 @@ def read_cursor(store: Store, key: str) -> dict[str, Any] | None:
     return value
 
 
-def _resume_point(store: Store, types: list[str] | None, delivery_failed: bool) -> dict[str, Any] | None:
+def _resume_point(
+    store: Store, types: list[str] | None, delivery_failed: bool
+) -> dict[str, Any] | None:
     """The newest cursor that covers this filter: its own, or the unfiltered one."""
     own = read_cursor(store, cursor_key(types, delivery_failed))
     unfiltered = read_cursor(store, CURSOR_KEY) if (types or delivery_failed) else None
@@ -104,7 +106,8 @@ class _Spill:
     """Events appended newest first, read back oldest first."""
 
     def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="stripectl-events-")
+        # Closed by close(), which pull_events calls in a finally.
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="stripectl-events-")  # noqa: SIM115
         self.offsets = array("q")
         self.end = 0
 
@@ -177,7 +180,9 @@ def _new_deliveries(
             if eid is not None and eid in known:
                 skipped[0] += 1
                 continue
-            yield Delivery(source="api", body=body, headers={}, received_at=received_at, trusted=True)
+            yield Delivery(
+                source="api", body=body, headers={}, received_at=received_at, trusted=True
+            )
 
     batch: list[tuple[str | None, bytes]] = []
     for body in bodies:
@@ -232,11 +237,18 @@ def pull_events(
     if since > clock:
         raise UsageError(f"--since {format_ts(since)} is in the future")
 
-    report = PullReport(since=since, types=types, delivery_failed=delivery_failed, warnings=warnings)
+    report = PullReport(
+        since=since, types=types, delivery_failed=delivery_failed, warnings=warnings
+    )
     spill = _Spill()
     try:
         newest = _fetch(
-            gateway, spill, since=since, types=types, delivery_failed=delivery_failed, progress=progress
+            gateway,
+            spill,
+            since=since,
+            types=types,
+            delivery_failed=delivery_failed,
+            progress=progress,
         )
         report.fetched = len(spill)
         skipped = [0]

@@ -56,7 +56,12 @@ class ForwardReport:
     def summary(self) -> dict[str, int]:
         sent = sum(1 for r in self.results if r["status"] is not None)
         good = sum(1 for r in self.results if _is_ok(r))
-        return {"total": len(self.results), "sent": sent, "ok": good, "failed": len(self.results) - good}
+        return {
+            "total": len(self.results),
+            "sent": sent,
+            "ok": good,
+            "failed": len(self.results) - good,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,7 +131,11 @@ def _headers(delivery: Delivery, sign_with: str | None) -> tuple[dict[str, str],
 
 
 def _post(
-    opener: urllib.request.OpenerDirector, url: str, body: bytes, headers: dict[str, str], timeout: float
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
 ) -> tuple[int | None, str | None]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
@@ -192,7 +201,9 @@ def forward(
                     time.sleep(wait)
                 next_at = max(next_at, time.monotonic()) + interval
                 started = time.perf_counter()
-                result["status"], result["error"] = _post(opener, url, delivery.body, headers, timeout)
+                result["status"], result["error"] = _post(
+                    opener, url, delivery.body, headers, timeout
+                )
                 result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         report.results.append(result)
         if progress is not None:

@@ -10,6 +10,7 @@ of delivery order.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -22,10 +23,13 @@ from stripectl.services.mirror_view import OverlayView
 from stripectl.services.subscription_report import subscription_report
 from stripectl.store import Store
 from stripectl.store import events as store_events
-from stripectl.webhooks.apply import apply_event, sort_key, table_for
+from stripectl.store.events import EventRow
+from stripectl.webhooks.apply import apply_event, sort_key
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.inspect import Inspected, inspect
-from stripectl.webhooks.snapshots import checkout_session_row, invoice_subscription
+
+# Reused: json.dumps(..., sort_keys=True) would build an encoder per delivery.
+_HEADERS_JSON = json.JSONEncoder(sort_keys=True)
 
 OUTCOMES = ("applied", "duplicate", "stale", "anomaly", "ignored", "rejected")
 CHUNK = 2000
@@ -40,7 +44,7 @@ class ReplayOptions:
     max_body_bytes: int = 1_048_576
 
 
-@dataclass
+@dataclass(slots=True)
 class EventResult:
     source: str
     event_id: str | None
@@ -82,18 +86,30 @@ class ReplayReport:
         return not any(e.outcome in ("rejected", "anomaly") for e in self.events)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "summary": self.summary,
-            "dry_run": self.dry_run,
-            "events": [e.to_json() for e in self.events],
-            "subscriptions": self.subscriptions,
-        }
+        return {k: list(v) if isinstance(v, Iterator) else v for k, v in self.json_parts()}
+
+    def json_parts(self) -> Iterator[tuple[str, Any]]:
+        """The --json report key by key; events lazily (see Ctx.emit_json_stream)."""
+        yield "summary", self.summary
+        yield "dry_run", self.dry_run
+        yield "events", (e.to_json() for e in self.events)
+        yield "subscriptions", self.subscriptions
 
 
-def _chunks(items: Iterable[Delivery], size: int) -> Iterator[list[Delivery]]:
+def _chunks(items: Iterable[Inspected], size: int) -> Iterator[list[Inspected]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
+
+
+def inspect_all(deliveries: Iterable[Delivery], options: ReplayOptions) -> Iterator[Inspected]:
+    for d in deliveries:
+        yield inspect(
+            d,
+            secrets=options.secrets,
+            tolerance=options.tolerance,
+            max_body_bytes=options.max_body_bytes,
+        )
 
 
 def replay(
@@ -105,25 +121,40 @@ def replay(
     now: int | None = None,
     chunk_size: int = CHUNK,
 ) -> ReplayReport:
+    """Verify, dedupe, order, apply and store `deliveries` (see module doc)."""
+    return replay_inspected(
+        store,
+        inspect_all(deliveries, options),
+        options,
+        progress=progress,
+        now=now,
+        chunk_size=chunk_size,
+    )
+
+
+def replay_inspected(
+    store: Store,
+    inspected_stream: Iterable[Inspected],
+    options: ReplayOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+    now: int | None = None,
+    chunk_size: int = CHUNK,
+) -> ReplayReport:
+    """`replay` for deliveries already inspected (e.g. by services/parallel.py)."""
     report = ReplayReport(run_id=uuid.uuid4().hex[:12], dry_run=options.dry_run)
     view = OverlayView(store)
     seen_deliveries: set[str] = set()
     seen_events: set[str] = set()
     touched: set[str] = set()
-    for chunk in _chunks(deliveries, chunk_size):
+    for inspected in _chunks(inspected_stream, chunk_size):
         clock = now if now is not None else int(time.time())
-        inspected = [
-            inspect(
-                d,
-                secrets=options.secrets,
-                tolerance=options.tolerance,
-                max_body_bytes=options.max_body_bytes,
-            )
-            for d in chunk
-        ]
-        results = _process_chunk(store, view, inspected, seen_deliveries, seen_events, touched, clock)
+        results = _process_chunk(
+            store, view, inspected, seen_deliveries, seen_events, touched, clock
+        )
         rows = [
-            _event_row(ins, res, report.run_id, clock) for ins, res in zip(inspected, results, strict=True)
+            _event_row(ins, res, report.run_id, clock)
+            for ins, res in zip(inspected, results, strict=True)
         ]
         if not options.dry_run:
             with store.transaction():
@@ -134,8 +165,10 @@ def replay(
         view.livemode_changed = None
         report.events.extend(results)
         if progress is not None:
-            progress(len(chunk))
-    report.subscriptions = subscription_report(view, sorted(touched), grace=options.grace, now=now)
+            progress(len(inspected))
+    report.subscriptions = subscription_report(
+        view, sorted(touched), grace=options.grace, now=now
+    )
     return report
 
 
@@ -167,8 +200,8 @@ def _process_chunk(
             note=ins.note or (ins.detail if ins.rejected else None),
         )
         results[n] = res
-        if not ins.rejected:
-            _note_touched(ins, touched)
+        if ins.touched_sub:
+            touched.add(ins.touched_sub)
         prior = stored_deliveries.get(ins.delivery_id)
         if ins.delivery_id in seen_deliveries or (
             # A delivery rejected earlier is checked again (the operator may now
@@ -190,9 +223,8 @@ def _process_chunk(
     candidates.sort(key=lambda pair: sort_key(pair[1]))
     by_table: dict[str, list[str]] = {}
     for _, ins in candidates:
-        table = table_for(ins.type or "")
-        if table is not None and ins.object_id:
-            by_table.setdefault(table, []).append(ins.object_id)
+        if ins.table is not None and ins.object_id:
+            by_table.setdefault(ins.table, []).append(ins.object_id)
     for table, ids in by_table.items():
         view.prefetch(table, ids)
     mode = view.livemode()
@@ -215,41 +247,26 @@ def _process_chunk(
     return [results[n] for n in range(len(inspected))]
 
 
-def _note_touched(ins: Inspected, touched: set[str]) -> None:
-    assert ins.event is not None and ins.type is not None
-    obj = ins.event["data"]["object"]
-    if ins.type.startswith("customer.subscription."):
-        touched.add(obj["id"])
-    elif ins.type.startswith("invoice."):
-        sub = invoice_subscription(obj)
-        if sub:
-            touched.add(sub)
-    elif ins.type.startswith("checkout.session."):
-        sub = checkout_session_row(obj).get("subscription")
-        if sub:
-            touched.add(sub)
-
-
-def _event_row(ins: Inspected, res: EventResult, run_id: str, now: int) -> dict[str, Any] | None:
+def _event_row(ins: Inspected, res: EventResult, run_id: str, now: int) -> EventRow | None:
     if res.outcome == "duplicate" and res.reason == "delivery already stored":
         return None  # the identical bytes are already in `events`
     d = ins.delivery
-    return {
-        "delivery_id": ins.delivery_id,
-        "event_id": ins.event_id,
-        "type": ins.type,
-        "created": ins.created,
-        "livemode": None if ins.livemode is None else int(ins.livemode),
-        "object_id": ins.object_id,
-        "api_version": ins.api_version,
-        "source": d.source,
-        "received_at": d.received_at,
-        "headers": d.headers,
-        "body": d.body,
-        "verified": int(ins.verified),
-        "outcome": res.outcome,
-        "reason": res.reason,
-        "note": res.note,
-        "run_id": run_id,
-        "stored_at": now,
-    }
+    return EventRow(
+        delivery_id=ins.delivery_id,
+        event_id=ins.event_id,
+        type=ins.type,
+        created=ins.created,
+        livemode=None if ins.livemode is None else int(ins.livemode),
+        object_id=ins.object_id,
+        api_version=ins.api_version,
+        source=d.source,
+        received_at=d.received_at,
+        headers=_HEADERS_JSON.encode(d.headers),
+        body=d.body,
+        verified=int(ins.verified),
+        outcome=res.outcome,
+        reason=res.reason,
+        note=res.note,
+        run_id=run_id,
+        stored_at=now,
+    )

@@ -2,46 +2,51 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from stripectl.store.db import Store
 
 _CHUNK = 500
 
-# Columns in insertion order; body is BLOB, headers JSON text.
-_COLUMNS = (
-    "delivery_id", "event_id", "type", "created", "livemode", "object_id", "api_version",
-    "source", "received_at", "headers", "body", "verified", "outcome", "reason", "note",
-    "run_id", "stored_at",
-)
+class EventRow(NamedTuple):
+    """One `events` row, in column order (headers as JSON text, body raw bytes)."""
+
+    delivery_id: str
+    event_id: str | None
+    type: str | None
+    created: int | None
+    livemode: int | None
+    object_id: str | None
+    api_version: str | None
+    source: str
+    received_at: int | None
+    headers: str
+    body: bytes
+    verified: int
+    outcome: str
+    reason: str | None
+    note: str | None
+    run_id: str
+    stored_at: int
+
+
 _UPSERT = (
-    f"INSERT OR REPLACE INTO events ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+    f"INSERT OR REPLACE INTO events ({', '.join(EventRow._fields)}) "
+    f"VALUES ({', '.join('?' * len(EventRow._fields))})"
 )
 
 
-def insert_events(store: Store, rows: list[dict[str, Any]]) -> None:
+def insert_events(store: Store, rows: list[EventRow]) -> None:
     """Store deliveries (call inside `store.transaction()`).
 
-    Raw sqlite3 executemany instead of sqlite-utils insert_all: bench/replay.py
-    measured insert_all at several times the cost per 2.5 KB row (it rebuilds
-    each dict and re-chunks), which alone would miss the replay target.
+    Raw executemany instead of sqlite-utils insert_all: every delivery is a row
+    here, and insert_all's per-row dict rebuilding and JSON checks cost more
+    than the insert itself on the replay benchmark.
     A row for a delivery_id already present replaces it: that only happens when
     a previously rejected delivery passes on a re-run (e.g. the right secret).
     """
-    if not rows:
-        return
-    store.conn.executemany(
-        _UPSERT,
-        [
-            tuple(
-                json.dumps(r["headers"], sort_keys=True) if c == "headers" else r.get(c)
-                for c in _COLUMNS
-            )
-            for r in rows
-        ],
-    )
+    if rows:
+        store.conn.executemany(_UPSERT, rows)
 
 
 def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:

@@ -7,6 +7,7 @@ caller's transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,10 +30,27 @@ def get_rows(store: Store, table: str, ids: Iterable[str]) -> dict[str, dict[str
 
 
 def put_rows(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
-    """Upsert whole rows (call inside `store.transaction()`)."""
+    """Upsert rows (call inside `store.transaction()`): the columns a row carries
+    are written, the others keep their stored values (sqlite-utils upsert semantics).
+
+    Raw executemany instead of sqlite-utils upsert_all: on the replay benchmark
+    upsert_all spent ~50 us a row rebuilding queries and JSON-checking values,
+    a quarter of the whole per-delivery budget; this costs ~5 us.
+    """
     assert table in MIRROR_TABLES
-    if rows:
-        store.db[table].upsert_all(rows, pk="id", alter=False)
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        cols = tuple(row)
+        groups.setdefault(cols, []).append(
+            tuple(json.dumps(v) if isinstance(v, dict | list) else v for v in row.values())
+        )
+    for cols, values in groups.items():
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+        sql = (
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(id) DO UPDATE SET {updates}"
+        )
+        store.conn.executemany(sql, values)
 
 
 def get_row(store: Store, table: str, row_id: str) -> dict[str, Any] | None:

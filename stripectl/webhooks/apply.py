@@ -16,50 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stripectl.webhooks import snapshots
 from stripectl.webhooks.inspect import Inspected
 from stripectl.webhooks.statemachine import transition_problem
-
-SUBSCRIPTION_TYPES = frozenset(
-    f"customer.subscription.{t}"
-    for t in (
-        "created",
-        "updated",
-        "deleted",
-        "paused",
-        "resumed",
-        "pending_update_applied",
-        "pending_update_expired",
-        "trial_will_end",
-    )
-)
-INVOICE_TYPES = frozenset(
-    f"invoice.{t}" for t in ("paid", "payment_succeeded", "payment_failed", "payment_action_required")
-)
-CHECKOUT_TYPES = frozenset(
-    f"checkout.session.{t}"
-    for t in ("completed", "async_payment_succeeded", "async_payment_failed", "expired")
-)
-PAYMENT_INTENT_TYPES = frozenset(
-    f"payment_intent.{t}" for t in ("succeeded", "payment_failed", "requires_action", "canceled")
-)
-CUSTOMER_TYPES = frozenset(f"customer.{t}" for t in ("created", "updated", "deleted"))
-
-HANDLED = SUBSCRIPTION_TYPES | INVOICE_TYPES | CHECKOUT_TYPES | PAYMENT_INTENT_TYPES | CUSTOMER_TYPES
-
-
-def table_for(event_type: str) -> str | None:
-    if event_type in SUBSCRIPTION_TYPES:
-        return "subscriptions"
-    if event_type in INVOICE_TYPES:
-        return "invoices"
-    if event_type in CHECKOUT_TYPES:
-        return "checkout_sessions"
-    if event_type in PAYMENT_INTENT_TYPES:
-        return "payment_intents"
-    if event_type in CUSTOMER_TYPES:
-        return "customers"
-    return None
 
 
 class MirrorView(Protocol):
@@ -84,13 +42,6 @@ def sort_key(ins: Inspected) -> tuple[int, int, str]:
     return (ins.created or 0, type_rank(ins.type), ins.event_id or "")
 
 
-def _prev_status(event: dict[str, Any]) -> str | None:
-    prev = event.get("data", {}).get("previous_attributes")
-    if isinstance(prev, dict) and isinstance(prev.get("status"), str):
-        return str(prev["status"])
-    return None
-
-
 def is_newer(ins: Inspected, new_status: str | None, stored: dict[str, Any]) -> bool:
     created = ins.created or 0
     stored_created = stored.get("last_event_created")
@@ -99,8 +50,7 @@ def is_newer(ins: Inspected, new_status: str | None, stored: dict[str, Any]) -> 
     rank, stored_rank = type_rank(ins.type), type_rank(stored.get("last_event_type"))
     if rank != stored_rank:
         return rank > stored_rank
-    assert ins.event is not None
-    prev = _prev_status(ins.event)
+    prev = ins.prev_status
     if prev is not None and prev == stored.get("status") and new_status != prev:
         return True
     stored_prev = stored.get("last_prev_status")
@@ -111,12 +61,10 @@ def is_newer(ins: Inspected, new_status: str | None, stored: dict[str, Any]) -> 
 
 def apply_event(view: MirrorView, ins: Inspected, *, now: int, source: str) -> tuple[str, str | None]:
     """Return (outcome, reason) and update `view` when applied."""
-    assert ins.event is not None and ins.type is not None
-    table = table_for(ins.type)
-    if table is None:
+    if ins.table is None or ins.row is None:
         return "ignored", "unhandled event type"
-    obj: dict[str, Any] = ins.event["data"]["object"]
-    row = _row_for(table, obj, ins.type)
+    table = ins.table
+    row = dict(ins.row)
     stored = view.get(table, row["id"])
     new_status = row.get("status")
     if stored is not None and not is_newer(ins, new_status, stored):
@@ -147,7 +95,7 @@ def apply_event(view: MirrorView, ins: Inspected, *, now: int, source: str) -> t
         last_event_id=ins.event_id,
         last_event_created=ins.created,
         last_event_type=ins.type,
-        last_prev_status=_prev_status(ins.event),
+        last_prev_status=ins.prev_status,
         updated_at=now,
         source=source,
     )
@@ -155,21 +103,6 @@ def apply_event(view: MirrorView, ins: Inspected, *, now: int, source: str) -> t
     if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
         _link_subscription(view, row)
     return "applied", None
-
-
-def _row_for(table: str, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
-    if table == "subscriptions":
-        return snapshots.subscription_row(obj)
-    if table == "invoices":
-        return snapshots.invoice_row(obj)
-    if table == "checkout_sessions":
-        return snapshots.checkout_session_row(obj)
-    if table == "payment_intents":
-        return snapshots.payment_intent_row(obj)
-    row = snapshots.customer_row(obj)
-    if event_type == "customer.deleted":
-        row["deleted"] = 1
-    return row
 
 
 def _link_subscription(view: MirrorView, session: dict[str, Any]) -> None:

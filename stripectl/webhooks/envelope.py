@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,19 @@ _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 def iter_deliveries(paths: list[Path], *, allow_unsigned: bool = False) -> Iterator[Delivery]:
+    for item in iter_raw(paths, allow_unsigned=allow_unsigned):
+        yield delivery_from_line(item, allow_unsigned) if isinstance(item, RawLine) else item
+
+
+def iter_raw(paths: list[Path], *, allow_unsigned: bool = False) -> Iterator[Delivery | RawLine]:
+    """Like iter_deliveries, but JSONL lines come unparsed (see services/parallel.py)."""
     for path in paths:
         if path.is_dir():
             files = sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             for file in files:
                 yield from _read_file(file, allow_unsigned)
@@ -49,10 +57,10 @@ def _open(path: Path) -> Any:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
+def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]:
     name = str(path)
     if path.suffix.lower() in _JSONL_SUFFIXES:
-        yield from _read_jsonl(path, allow_unsigned)
+        yield from _read_jsonl(path, allow_unsigned, raw=True)
         return
     with _open(path) as f:
         head = f.read(64)
@@ -72,7 +80,7 @@ def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":
             # Several JSON documents, one per line: JSONL without the suffix.
-            yield from _read_jsonl(path, allow_unsigned)
+            yield from _read_jsonl(path, allow_unsigned, raw=True)
             return
         yield Delivery(source=name, body=raw, error="malformed", error_detail=f"invalid JSON: {exc}")
         return
@@ -83,25 +91,37 @@ def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
         yield _from_document(name, doc, raw, allow_unsigned)
 
 
-def _read_jsonl(path: Path, allow_unsigned: bool) -> Iterator[Delivery]:
+@dataclass(frozen=True)
+class RawLine:
+    """One JSONL line not parsed yet: parsing can then happen in a worker."""
+
+    source: str
+    data: bytes
+
+
+def delivery_from_line(line: RawLine, allow_unsigned: bool) -> Delivery:
+    try:
+        doc = json.loads(line.data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Delivery(
+            source=line.source, body=line.data, error="not_utf8", error_detail="line is not UTF-8"
+        )
+    except json.JSONDecodeError as exc:
+        return Delivery(
+            source=line.source, body=line.data, error="malformed", error_detail=f"invalid JSON: {exc}"
+        )
+    return _from_document(line.source, doc, line.data, allow_unsigned)
+
+
+def _read_jsonl(path: Path, allow_unsigned: bool, raw: bool = False) -> Iterator[Delivery | RawLine]:
     with _open(path) as f:
         seen_any = False
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+        for lineno, data in enumerate(f, 1):
+            if not data.strip():
                 continue
             seen_any = True
-            source = f"{path}:{lineno}"
-            try:
-                doc = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                yield Delivery(source=source, body=line, error="not_utf8", error_detail="line is not UTF-8")
-                continue
-            except json.JSONDecodeError as exc:
-                yield Delivery(
-                    source=source, body=line, error="malformed", error_detail=f"invalid JSON: {exc}"
-                )
-                continue
-            yield _from_document(source, doc, line, allow_unsigned)
+            line = RawLine(f"{path}:{lineno}", data)
+            yield line if raw else delivery_from_line(line, allow_unsigned)
         if not seen_any:
             yield Delivery(source=str(path), body=b"", error="empty", error_detail="empty file")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stripectl.webhooks.delivery import Delivery
+from stripectl.webhooks.facts import prev_status, row_for, table_for, touched_subscription
 
 # Why a delivery can be rejected (README "Rejection reasons").
 REASONS = {
@@ -38,7 +39,10 @@ class Inspected:
     delivery: Delivery
     delivery_id: str
     verified: bool = False
-    event: dict[str, Any] | None = None
+    table: str | None = None  # mirror table of a handled type, else None (ignored)
+    row: dict[str, Any] | None = None
+    prev_status: str | None = None
+    touched_sub: str | None = None
     event_id: str | None = None
     type: str | None = None
     created: int | None = None
@@ -127,7 +131,11 @@ def inspect(
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
         return result.reject("malformed", "event without data.object.id")
-    result.event = event
+    result.table = table_for(result.type)
+    if result.table is not None:
+        result.row = row_for(result.table, obj, result.type)
+        result.prev_status = prev_status(event)
+        result.touched_sub = touched_subscription(result.type, result.row)
     result.created = created
     result.livemode = bool(event.get("livemode"))
     result.object_id = obj["id"]

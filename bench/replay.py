@@ -1,0 +1,156 @@
+"""Benchmark: `stripectl replay-webhook` end to end vs a stripe.Webhook.construct_event loop.
+
+    python bench/replay.py                    # 50,000 deliveries, speed targets
+    python bench/replay.py --n 5000           # quick run
+    python bench/replay.py --memory-n 100000  # also the 100,000-delivery peak-memory check
+
+Targets: replay >= 12x the construct_event loop (deliveries/s); peak RSS of the replay
+process < 200 MB for 100,000 deliveries. The replay is timed as a subprocess
+(interpreter start, reading, verifying, SQLite writes, JSON report: everything a user
+waits for); construct_event is timed in-process on a sample and extrapolated as a rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import _gen  # noqa: E402
+from stripectl.gateway import signatures  # noqa: E402
+
+SPEED_TARGET = 12.0
+MEMORY_TARGET_MB = 200.0
+MEMORY_TARGET_N = 100_000
+
+
+def _stripectl() -> list[str]:
+    exe = shutil.which("stripectl", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "stripectl"]
+
+
+def run_replay(path: Path, db: Path, out: Path, secret: str) -> dict[str, Any]:
+    """Time one replay subprocess; peak RSS from wait4's rusage of that very child."""
+    cmd = [*_stripectl(), "replay-webhook", str(path), "--secret", secret, "--db", str(db),
+           "--json"]
+    env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_WEBHOOK_SECRET",
+                                                            "STRIPECTL_DB")}
+    with out.open("wb") as stdout, (out.parent / "replay.stderr").open("wb") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    summary: dict[str, Any] = {}
+    try:
+        report = json.loads(out.read_bytes())
+        summary = report.get("summary", {}) if isinstance(report, dict) else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    return {"seconds": elapsed, "rc": proc.returncode, "maxrss_mb": usage.ru_maxrss / 1024,
+            "summary": summary,
+            "stderr": (out.parent / "replay.stderr").read_text(errors="replace")[-2000:]}
+
+
+def time_construct_event(sample: list[tuple[str, str]], secret: str) -> float:
+    """Deliveries/s of the SDK's construct_event (verify + StripeObject build)."""
+    signatures.construct_event_loop(sample[:50], secret)  # warm-up (imports, caches)
+    started = time.perf_counter()
+    done = signatures.construct_event_loop(sample, secret)
+    return done / (time.perf_counter() - started)
+
+
+def time_verify_only(sample: list[tuple[str, str]], secret: str) -> float:
+    """For context: verify_header + json.loads, the floor any replay builds on."""
+    started = time.perf_counter()
+    for body, header in sample:
+        signatures.verify(body, header, [secret])
+        json.loads(body)
+    return len(sample) / (time.perf_counter() - started)
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def bench(n: int, sample_n: int, workdir: Path, label: str) -> dict[str, Any]:
+    path = workdir / f"deliveries-{n}.jsonl"
+    t = time.perf_counter()
+    gen = _gen.write_deliveries(path, n, sample=sample_n)
+    gen_s = time.perf_counter() - t
+    size_mb = path.stat().st_size / 1e6
+    print(f"[{label}] generated {n:,} deliveries in {gen_s:.1f}s: {size_mb:.0f} MB JSONL, "
+          f"mean body {gen.bytes_body / n:,.0f} B, mix {gen.kinds}", flush=True)
+    result = run_replay(path, workdir / f"mirror-{n}.db", workdir / f"report-{n}.json",
+                        _gen.SECRET)
+    result["gen"] = gen
+    path.unlink()  # hundreds of MB: do not keep it around while the next run generates
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=50_000, help="deliveries for the speed run")
+    ap.add_argument("--sample", type=int, default=5_000,
+                    help="deliveries timed through construct_event (rate extrapolated)")
+    ap.add_argument("--memory-n", type=int, default=0,
+                    help="also replay this many deliveries for the peak-memory check "
+                         "(the target is stated for 100000)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (db, reports)")
+    args = ap.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="stripectl-bench-"))
+    failed = False
+    try:
+        speed = bench(args.n, args.sample, workdir, "speed")
+        sample = speed["gen"].sample
+        ce_rate = time_construct_event(sample, _gen.SECRET)
+        verify_rate = time_verify_only(sample, _gen.SECRET)
+        rate = args.n / speed["seconds"]
+        ratio = rate / ce_rate
+        print(f"replay-webhook  : {args.n:,} deliveries in {speed['seconds']:.2f}s = "
+              f"{rate:,.0f}/s end to end (exit {speed['rc']}, summary {speed['summary']})")
+        print(f"construct_event : {ce_rate:,.0f}/s (in-process loop over a sample of "
+              f"{len(sample):,}, rate extrapolated)")
+        print(f"verify+loads    : {verify_rate:,.0f}/s (context only: signature check + "
+              f"json.loads, no store)")
+        ok_speed = ratio >= SPEED_TARGET and speed["rc"] == 0
+        failed |= not ok_speed
+        print(f"ratio           : {ratio:.1f}x construct_event  (target >= {SPEED_TARGET:g}x, "
+              f"exit 0)  {_verdict(ok_speed)}")
+        print(f"peak memory     : {speed['maxrss_mb']:.0f} MB for {args.n:,} deliveries "
+              f"(replay subprocess max RSS)")
+        if speed["rc"] != 0:
+            print(f"replay stderr tail:\n{speed['stderr']}", file=sys.stderr)
+        if args.memory_n:
+            mem = bench(args.memory_n, 0, workdir, "memory")
+            ok_mem = mem["maxrss_mb"] < MEMORY_TARGET_MB and mem["rc"] == 0
+            failed |= not ok_mem
+            note = "" if args.memory_n >= MEMORY_TARGET_N else \
+                f" (target is stated for {MEMORY_TARGET_N:,})"
+            print(f"peak memory     : {mem['maxrss_mb']:.0f} MB for {args.memory_n:,} deliveries "
+                  f"in {mem['seconds']:.1f}s ({args.memory_n / mem['seconds']:,.0f}/s, "
+                  f"exit {mem['rc']}, summary {mem['summary']})  "
+                  f"(target < {MEMORY_TARGET_MB:g} MB){note}  {_verdict(ok_mem)}")
+            if mem["rc"] != 0:
+                print(f"replay stderr tail:\n{mem['stderr']}", file=sys.stderr)
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
