@@ -18,7 +18,7 @@ def mask(secret: str | None) -> str:
         return "<none>"
     for prefix in ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_"):
         if secret.startswith(prefix):
-            tail = secret[len(prefix):]
+            tail = secret[len(prefix) :]
             return f"{prefix}...{tail[-4:]}" if len(tail) > 8 else f"{prefix}..."
     return f"...{secret[-4:]}" if len(secret) > 8 else "..."
 

@@ -27,7 +27,9 @@ STATE_COLUMNS = {
 }
 
 
-def envelopes(events: list[dict[str, Any]], secret: str = SECRET, delay: int = 2) -> list[dict[str, Any]]:
+def envelopes(
+    events: list[dict[str, Any]], secret: str = SECRET, delay: int = 2
+) -> list[dict[str, Any]]:
     return [f.envelope(e, secret, t=e["created"], received_at=e["created"] + delay) for e in events]
 
 

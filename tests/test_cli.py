@@ -28,14 +28,16 @@ def test_help_imports_neither_stripe_nor_sqlite_utils() -> None:
         "bad = [m for m in ('stripe', 'sqlite_utils') if m in sys.modules]\n"
         "print('LOADED:' + ','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().endswith("LOADED:"), out
 
 
 def test_every_command_help_has_an_example_and_exit_codes() -> None:
-    from stripectl.cli.app import app
-
     import typer.main
+
+    from stripectl.cli.app import app
 
     group = typer.main.get_command(app)
     names: list[list[str]] = []
@@ -52,8 +54,12 @@ def test_every_command_help_has_an_example_and_exit_codes() -> None:
 def test_global_options_work_before_and_after_the_command(tmp_path: Path) -> None:
     evt = f.event("customer.created", f.customer("cus_opt"), id="evt_opt", created=f.T0)
     p = write_jsonl(tmp_path / "d.jsonl", envelopes([evt]))
-    before = run("--db", str(tmp_path / "a.db"), "--json", "replay-webhook", str(p), "--secret", SECRET)
-    after = run("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "b.db"), "--json")
+    before = run(
+        "--db", str(tmp_path / "a.db"), "--json", "replay-webhook", str(p), "--secret", SECRET
+    )
+    after = run(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "b.db"), "--json"
+    )
     assert before.exit_code == after.exit_code == 0
     assert json.loads(before.stdout)["summary"] == json.loads(after.stdout)["summary"]
     assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
@@ -73,14 +79,26 @@ def test_store_errors_exit_6_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
     result = run("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "junk.db"))
     assert result.exit_code == 6
-    assert result.stderr.startswith("error: cannot open the mirror") and "Traceback" not in result.stderr
-    result = run("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "no" / "m.db"))
+    assert (
+        result.stderr.startswith("error: cannot open the mirror")
+        and "Traceback" not in result.stderr
+    )
+    result = run(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "no" / "m.db")
+    )
     assert result.exit_code == 6
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    result = run("replay-webhook", str(tmp_path / "missing"), "--secret", SECRET, "--debug",
-                 "--db", str(tmp_path / "m.db"))
+    result = run(
+        "replay-webhook",
+        str(tmp_path / "missing"),
+        "--secret",
+        SECRET,
+        "--debug",
+        "--db",
+        str(tmp_path / "m.db"),
+    )
     assert result.exit_code == 2 and "Traceback" in result.stderr
     assert not (tmp_path / "m.db").exists()  # refused before anything was opened
 
@@ -94,9 +112,21 @@ def test_no_progress_output_when_stderr_is_not_a_tty(tmp_path: Path) -> None:
     evt = f.event("customer.created", f.customer("cus_tty"), id="evt_tty", created=f.T0)
     p = write_jsonl(tmp_path / "d.jsonl", envelopes([evt]))
     proc = subprocess.run(
-        [sys.executable, "-m", "stripectl", "replay-webhook", str(p), "--secret", SECRET,
-         "--db", str(tmp_path / "m.db"), "--json"],
-        capture_output=True, text=True, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "stripectl",
+            "replay-webhook",
+            str(p),
+            "--secret",
+            SECRET,
+            "--db",
+            str(tmp_path / "m.db"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
     )
     assert proc.returncode == 0 and proc.stderr == ""
     assert json.loads(proc.stdout)["summary"]["applied"] == 1

@@ -61,7 +61,7 @@ def test_raw_http_dump(tmp_path: Path) -> None:
 
 
 def test_truncated_http_dump_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    raw = b"POST /x HTTP/1.1\r\nContent-Length: 500\r\n\r\n{\"id\": 1"
+    raw = b'POST /x HTTP/1.1\r\nContent-Length: 500\r\n\r\n{"id": 1'
     (tmp_path / "req.http").write_bytes(raw)
     [d] = list(iter_deliveries([tmp_path / "req.http"]))
     assert d.error == "truncated"
@@ -93,7 +93,9 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
 def test_non_utf8_body_round_trips_through_export(tmp_path: Path) -> None:
     from stripectl.webhooks.delivery import Delivery
 
-    d = Delivery(source="x", body=b'{"id": "\xff"}', headers={"Stripe-Signature": "t=1,v1=aa"}, received_at=5)
+    d = Delivery(
+        source="x", body=b'{"id": "\xff"}', headers={"Stripe-Signature": "t=1,v1=aa"}, received_at=5
+    )
     (tmp_path / "e.jsonl").write_text(envelope_line(d) + "\n")
     [back] = list(iter_deliveries([tmp_path / "e.jsonl"]))
     assert back.body == d.body and back.received_at == 5

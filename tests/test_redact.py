@@ -15,6 +15,11 @@ def test_redact_free_text() -> None:
         "client pi_3ABC_secret_XYZsecretvalue and rk_test_restrictedfake7777"
     )
     out = redact(text)
-    for secret in ("stripectlfakeLIVE", "example_0000000000000000", "XYZsecretvalue", "restrictedfake"):
+    for secret in (
+        "stripectlfakeLIVE",
+        "example_0000000000000000",
+        "XYZsecretvalue",
+        "restrictedfake",
+    ):
         assert secret not in out
     assert "sk_live_...9999" in out and "whsec_...0000" in out and "pi_3ABC_secret_..." in out

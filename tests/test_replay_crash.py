@@ -37,10 +37,26 @@ def test_interrupted_replay_is_consistent_and_rerun_completes(tmp_path: Path, si
     corpus = _corpus(tmp_path)
     total = sum(1 for _ in corpus.open())
     db = tmp_path / "m.db"
-    cmd = [sys.executable, "-m", "stripectl", "replay-webhook", str(corpus), "--secret", SECRET,
-           "--db", str(db), "--json", "--chunk-size", "50"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "stripectl",
+        "replay-webhook",
+        str(corpus),
+        "--secret",
+        SECRET,
+        "--db",
+        str(db),
+        "--json",
+        "--chunk-size",
+        "50",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 60
     while _count(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

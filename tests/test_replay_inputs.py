@@ -25,9 +25,19 @@ def test_every_kind_of_bad_delivery_is_rejected_with_a_reason(tmp_path: Path) ->
     good = _good()
     body = f.body_of(good)
     t = f.T0
-    thin = {"id": "evt_thin", "object": "v2.core.event", "type": "v1.billing.meter.error_report_triggered",
-            "created": "2026-11-01T00:00:00Z", "related_object": {"id": "mtr_1"}}
-    no_id = {"object": "event", "type": "customer.created", "created": t, "data": {"object": {"id": "cus_x"}}}
+    thin = {
+        "id": "evt_thin",
+        "object": "v2.core.event",
+        "type": "v1.billing.meter.error_report_triggered",
+        "created": "2026-11-01T00:00:00Z",
+        "related_object": {"id": "mtr_1"},
+    }
+    no_id = {
+        "object": "event",
+        "type": "customer.created",
+        "created": t,
+        "data": {"object": {"id": "cus_x"}},
+    }
     cases = [
         f.envelope(good, t=t),  # fine
         {"received_at": t, "headers": {}, "body": body},  # no signature
@@ -40,16 +50,33 @@ def test_every_kind_of_bad_delivery_is_rejected_with_a_reason(tmp_path: Path) ->
         f.envelope(json.dumps(no_id), t=t),
         f.envelope(json.dumps(thin), t=t),
         f.envelope("", t=t),
-        {"received_at": t, "headers": {"Stripe-Signature": f.sign(body, t=t)}, "body": {"parsed": True}},
+        {
+            "received_at": t,
+            "headers": {"Stripe-Signature": f.sign(body, t=t)},
+            "body": {"parsed": True},
+        },
     ]
     p = write_jsonl(tmp_path / "bad.jsonl", cases)
     with p.open("a") as fh:
         fh.write('{"received_at": 1, "headers": {}, "bo')  # truncated last line
-    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    code, report = run_json(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db")
+    )
     assert code == 1
     assert _reasons(report) == [
-        None, "no_signature", "garbled_signature", "bad_signature", "bad_signature", "expired",
-        "future_timestamp", "malformed", "malformed", "thin_event", "empty", "malformed", "malformed",
+        None,
+        "no_signature",
+        "garbled_signature",
+        "bad_signature",
+        "bad_signature",
+        "expired",
+        "future_timestamp",
+        "malformed",
+        "malformed",
+        "thin_event",
+        "empty",
+        "malformed",
+        "malformed",
     ]
     assert report["summary"]["applied"] == 1 and report["summary"]["rejected"] == 12
     conn = sqlite3.connect(tmp_path / "m.db")
@@ -62,11 +89,15 @@ def test_non_utf8_body_and_huge_body(tmp_path: Path) -> None:
     from stripectl.webhooks.envelope import envelope_line
 
     raw = b'{"id": "evt_\xff", "type": "customer.created"}'
-    bad_utf8 = Delivery(source="x", body=raw, headers={"Stripe-Signature": "t=1,v1=00"}, received_at=1)
+    bad_utf8 = Delivery(
+        source="x", body=raw, headers={"Stripe-Signature": "t=1,v1=00"}, received_at=1
+    )
     huge_body = json.dumps({"id": "evt_big", "pad": "x" * (20 * 1024 * 1024)})
     p = tmp_path / "d.jsonl"
     p.write_text(envelope_line(bad_utf8) + "\n" + json.dumps(f.envelope(huge_body, t=f.T0)) + "\n")
-    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    code, report = run_json(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db")
+    )
     assert code == 1
     assert _reasons(report) == ["not_utf8", "too_large"]
 
@@ -74,7 +105,14 @@ def test_non_utf8_body_and_huge_body(tmp_path: Path) -> None:
 def test_unreadable_path_is_a_usage_error(tmp_path: Path) -> None:
     from tests.replay_helpers import run
 
-    result = run("replay-webhook", str(tmp_path / "missing"), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    result = run(
+        "replay-webhook",
+        str(tmp_path / "missing"),
+        "--secret",
+        SECRET,
+        "--db",
+        str(tmp_path / "m.db"),
+    )
     assert result.exit_code == 2
     assert "no such file" in result.stderr and "Traceback" not in result.stderr
 
@@ -83,7 +121,9 @@ def test_secret_rotation_any_secret_passes(tmp_path: Path) -> None:
     old, new = "whsec_stripectl_old_00000000", "whsec_stripectl_new_00000000"
     envs = [f.envelope(_good(1), old, t=f.T0), f.envelope(_good(2), new, t=f.T0)]
     p = write_jsonl(tmp_path / "d.jsonl", envs)
-    code, report = run_json("replay-webhook", str(p), "--secret", old, "--secret", new, "--db", str(tmp_path / "m.db"))
+    code, report = run_json(
+        "replay-webhook", str(p), "--secret", old, "--secret", new, "--db", str(tmp_path / "m.db")
+    )
     assert code == 0 and report["summary"]["applied"] == 2
 
 
@@ -94,13 +134,19 @@ def test_secret_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert code == 0 and report["summary"]["applied"] == 1
 
 
-@pytest.mark.parametrize(("offset", "reason"), [(300, None), (301, "expired"), (-300, None), (-301, "future_timestamp")])
-def test_tolerance_is_judged_against_received_at_not_now(tmp_path: Path, offset: int, reason: str | None) -> None:
+@pytest.mark.parametrize(
+    ("offset", "reason"), [(300, None), (301, "expired"), (-300, None), (-301, "future_timestamp")]
+)
+def test_tolerance_is_judged_against_received_at_not_now(
+    tmp_path: Path, offset: int, reason: str | None
+) -> None:
     # A year after the delivery: the wall clock must not matter, only received_at.
     env = f.envelope(_good(), t=f.T0, received_at=f.T0 + offset)
     p = write_jsonl(tmp_path / "d.jsonl", [env])
     with freeze_time("2027-11-01"):
-        _, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+        _, report = run_json(
+            "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db")
+        )
     assert _reasons(report) == [reason]
 
 
@@ -108,15 +154,21 @@ def test_missing_received_at_is_noted_not_rejected(tmp_path: Path) -> None:
     env = f.envelope(_good(), t=f.T0)
     del env["received_at"]
     p = write_jsonl(tmp_path / "d.jsonl", [env])
-    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    code, report = run_json(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db")
+    )
     assert code == 0
     assert report["events"][0]["note"] == "no received_at: freshness not checked"
 
 
 def test_unsigned_events_are_marked_unverified_everywhere(tmp_path: Path) -> None:
     sub = f.subscription("sub_unsigned", status="active")
-    (tmp_path / "evt.json").write_text(json.dumps(f.event("customer.subscription.created", sub, id="evt_u1")))
-    code, report = run_json("replay-webhook", str(tmp_path / "evt.json"), "--unsigned", "--db", str(tmp_path / "m.db"))
+    (tmp_path / "evt.json").write_text(
+        json.dumps(f.event("customer.subscription.created", sub, id="evt_u1"))
+    )
+    code, report = run_json(
+        "replay-webhook", str(tmp_path / "evt.json"), "--unsigned", "--db", str(tmp_path / "m.db")
+    )
     assert code == 0
     assert report["events"][0]["verified"] is False
     assert "unverified" in report["events"][0]["note"]

@@ -17,17 +17,24 @@ from stripectl.webhooks.delivery import Delivery
 from tests import factories as f
 from tests.replay_helpers import SECRET, envelopes, mirror_state
 
-HISTORY = (
-    f.lifecycle("sub_1PropertyA00000000001", "cus_1PropertyA0001", shape="new")
-    + f.lifecycle("sub_1PropertyB00000000001", "cus_1PropertyB0001", shape="old", user_id="user_b",
-                  failed_renewal=True, cancel=False)
+HISTORY = f.lifecycle("sub_1PropertyA00000000001", "cus_1PropertyA0001", shape="new") + f.lifecycle(
+    "sub_1PropertyB00000000001",
+    "cus_1PropertyB0001",
+    shape="old",
+    user_id="user_b",
+    failed_renewal=True,
+    cancel=False,
 )
 ENVELOPES = envelopes(HISTORY)
 
 
 def _delivery(n: int, env: dict[str, Any]) -> Delivery:
-    return Delivery(source=f"p:{n}", body=env["body"].encode(), headers=env["headers"],
-                    received_at=env["received_at"])
+    return Delivery(
+        source=f"p:{n}",
+        body=env["body"].encode(),
+        headers=env["headers"],
+        received_at=env["received_at"],
+    )
 
 
 def _redelivery(env: dict[str, Any], shift: int) -> dict[str, Any]:
@@ -41,8 +48,13 @@ def _final_state(envs: list[dict[str, Any]], chunk_size: int) -> str:
         db = Path(tmp) / "m.db"
         store = open_store(str(db))
         try:
-            report = replay(store, [_delivery(i, e) for i, e in enumerate(envs)],
-                            ReplayOptions(secrets=[SECRET]), now=f.T0, chunk_size=chunk_size)
+            report = replay(
+                store,
+                [_delivery(i, e) for i, e in enumerate(envs)],
+                ReplayOptions(secrets=[SECRET]),
+                now=f.T0,
+                chunk_size=chunk_size,
+            )
         finally:
             store.close()
         assert report.summary["rejected"] == 0 and report.summary["anomaly"] == 0
@@ -63,5 +75,7 @@ def test_any_order_with_duplicates_gives_the_same_mirror(
 ) -> None:
     envs = [ENVELOPES[i] for i in order]
     for i, resign in dupes:
-        envs.insert((i * 7) % (len(envs) + 1), _redelivery(ENVELOPES[i], 60) if resign else ENVELOPES[i])
+        envs.insert(
+            (i * 7) % (len(envs) + 1), _redelivery(ENVELOPES[i], 60) if resign else ENVELOPES[i]
+        )
     assert _final_state(envs, chunk_size) == REFERENCE

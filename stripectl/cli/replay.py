@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx, progress
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+    progress,
+)
 from stripectl.cli.replay_render import render_replay
 from stripectl.errors import ConfigError, UsageError
 
@@ -37,7 +45,9 @@ def register(app: typer.Typer) -> None:
 @guarded
 def replay_webhook(
     tctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Envelope files, JSONL files, folders, HTTP dumps.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Envelope files, JSONL files, folders, HTTP dumps.")
+    ],
     secret: Annotated[
         list[str] | None,
         typer.Option(
@@ -52,10 +62,16 @@ def replay_webhook(
         int, typer.Option(help="Max seconds between the signature's t= and received_at.", min=0)
     ] = 300,
     grace: Annotated[
-        str, typer.Option(help="past_due access: retry (while a retry is scheduled), none, always, or Nd.")
+        str,
+        typer.Option(
+            help="past_due access: retry (while a retry is scheduled), none, always, or Nd."
+        ),
     ] = "retry",
     unsigned: Annotated[
-        bool, typer.Option("--unsigned", help="Accept bare event JSON without a signature (marked unverified).")
+        bool,
+        typer.Option(
+            "--unsigned", help="Accept bare event JSON without a signature (marked unverified)."
+        ),
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Verify and simulate; write nothing to the database.")
@@ -75,7 +91,8 @@ def replay_webhook(
         typer.Option(help="With --forward-to: re-sign with this whsec_ and a fresh timestamp."),
     ] = None,
     rate: Annotated[
-        float | None, typer.Option(help="With --forward-to: at most N deliveries per second.", min=0.001)
+        float | None,
+        typer.Option(help="With --forward-to: at most N deliveries per second.", min=0.001),
     ] = None,
     stop_on_error: Annotated[
         bool, typer.Option("--stop-on-error", help="With --forward-to: stop at the first non-2xx.")

@@ -63,7 +63,16 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
     subs = report["subscriptions"]
     if subs:
         table = Table(title="Subscriptions", title_justify="left")
-        for col in ("subscription", "customer", "user", "status", "access", "why", "dunning", "period end"):
+        for col in (
+            "subscription",
+            "customer",
+            "user",
+            "status",
+            "access",
+            "why",
+            "dunning",
+            "period end",
+        ):
             table.add_column(col, overflow="fold")
         for s in subs:
             d = s.get("dunning")
@@ -89,4 +98,6 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
 
     parts = [f"{k} {summary[k]}" for k in summary if k != "total" and summary[k]]
     prefix = "dry run, nothing written: " if report.get("dry_run") else ""
-    ctx.out.print(f"{prefix}{summary['total']} deliveries: " + (", ".join(parts) or "none"), highlight=False)
+    ctx.out.print(
+        f"{prefix}{summary['total']} deliveries: " + (", ".join(parts) or "none"), highlight=False
+    )

@@ -9,7 +9,8 @@ signature). Event ids already accepted in the inbox are skipped.
 
 The cursor (meta `events_cursor`) is the newest event this run stored; it is
 written only after replay has committed everything, so a killed run resumes
-from the previous cursor and the inbox dedupe absorbs the overlap. A run
+from the previous cursor and the inbox dedupe absorbs the overlap. A resumed
+run starts CURSOR_OVERLAP seconds before the cursor. A run
 filtered by type or delivery status keeps its own cursor (`events_cursor?...`):
 it says nothing about events outside its filter.
 """
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 CURSOR_KEY = "events_cursor"
 RETENTION_SECONDS = 30 * 86400  # the Events API keeps 30 days
 _DEDUPE_BATCH = 500
+# Resuming re-reads this many seconds before the cursor: an event committed a
+# little after a later one must not fall between two pulls. Re-read events
+# are skipped by id, so the overlap costs bandwidth only.
+CURSOR_OVERLAP = 300
 
 
 @dataclass
@@ -225,7 +230,7 @@ def pull_events(
                 "no events cursor in this mirror yet: nothing to continue from",
                 hint="pass --since (e.g. --since 2h) for the first pull",
             )
-        since = int(previous["created"])
+        since = int(previous["created"]) - CURSOR_OVERLAP
     floor = clock - RETENTION_SECONDS
     if since < floor:
         warnings.append(

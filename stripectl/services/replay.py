@@ -166,9 +166,7 @@ def replay_inspected(
         report.events.extend(results)
         if progress is not None:
             progress(len(inspected))
-    report.subscriptions = subscription_report(
-        view, sorted(touched), grace=options.grace, now=now
-    )
+    report.subscriptions = subscription_report(view, sorted(touched), grace=options.grace, now=now)
     return report
 
 
@@ -242,7 +240,9 @@ def _process_chunk(
             res.note = f"event livemode={ins.livemode}, mirror is {'live' if mode else 'test'}"
             continue
         seen_events.add(ins.event_id)
-        source = "api" if ins.delivery.trusted else "unverified" if ins.delivery.unsigned else "webhook"
+        source = (
+            "api" if ins.delivery.trusted else "unverified" if ins.delivery.unsigned else "webhook"
+        )
         res.outcome, res.reason = apply_event(view, ins, now=now, source=source)
     return [results[n] for n in range(len(inspected))]
 

@@ -19,7 +19,10 @@ def latest_invoices(invoices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
     for inv in invoices:
         sub = inv.get("subscription")
         key = (inv.get("last_event_created") or 0, inv.get("id") or "")
-        if sub and (sub not in latest or key > (latest[sub].get("last_event_created") or 0, latest[sub]["id"])):
+        if sub and (
+            sub not in latest
+            or key > (latest[sub].get("last_event_created") or 0, latest[sub]["id"])
+        ):
             latest[sub] = inv
     return latest
 

@@ -27,8 +27,8 @@ Migration = Callable[["sqlite_utils.Database"], None]
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["events"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("events").create(
         {
             "delivery_id": str,  # sha256 of signature header + raw body
             "event_id": str,
@@ -50,9 +50,9 @@ def _v1(db: sqlite_utils.Database) -> None:
         },
         pk="delivery_id",
     )
-    db["events"].create_index(["event_id"])
-    db["events"].create_index(["created"])
-    db["events"].create_index(["outcome"])
+    db.table("events").create_index(["event_id"])
+    db.table("events").create_index(["created"])
+    db.table("events").create_index(["outcome"])
     common = {
         "livemode": int,
         "last_event_id": str,
@@ -62,7 +62,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         "updated_at": int,
         "source": str,  # webhook | api | sync
     }
-    db["subscriptions"].create(
+    db.table("subscriptions").create(
         {
             "id": str,
             "customer": str,
@@ -82,13 +82,13 @@ def _v1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["subscriptions"].create_index(["customer"])
-    db["subscriptions"].create_index(["user_id"])
-    db["customers"].create(
+    db.table("subscriptions").create_index(["customer"])
+    db.table("subscriptions").create_index(["user_id"])
+    db.table("customers").create(
         {"id": str, "email": str, "name": str, "metadata": str, "deleted": int, **common},
         pk="id",
     )
-    db["invoices"].create(
+    db.table("invoices").create(
         {
             "id": str,
             "customer": str,
@@ -106,8 +106,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["invoices"].create_index(["subscription"])
-    db["checkout_sessions"].create(
+    db.table("invoices").create_index(["subscription"])
+    db.table("checkout_sessions").create(
         {
             "id": str,
             "mode": str,
@@ -129,8 +129,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["checkout_sessions"].create_index(["subscription"])
-    db["payment_intents"].create(
+    db.table("checkout_sessions").create_index(["subscription"])
+    db.table("payment_intents").create(
         {
             "id": str,
             "status": str,
@@ -199,9 +199,11 @@ class Store:
 
     def meta_set(self, key: str, value: str) -> None:
         """Call inside `transaction()`."""
-        self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+        self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
-    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+    def query(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+    ) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, params)
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]

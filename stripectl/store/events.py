@@ -8,6 +8,7 @@ from stripectl.store.db import Store
 
 _CHUNK = 500
 
+
 class EventRow(NamedTuple):
     """One `events` row, in column order (headers as JSON text, body raw bytes)."""
 
@@ -61,7 +62,8 @@ def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
 def known_deliveries(store: Store, delivery_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     """delivery_id -> (outcome, reason) for deliveries already stored."""
     rows = _in_chunks(
-        store, "SELECT delivery_id, outcome, reason FROM events WHERE delivery_id IN ({marks})",
+        store,
+        "SELECT delivery_id, outcome, reason FROM events WHERE delivery_id IN ({marks})",
         delivery_ids,
     )
     return {r[0]: (r[1], r[2]) for r in rows}

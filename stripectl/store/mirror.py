@@ -57,7 +57,9 @@ def get_row(store: Store, table: str, row_id: str) -> dict[str, Any] | None:
     return get_rows(store, table, [row_id]).get(row_id)
 
 
-def all_rows(store: Store, table: str, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def all_rows(
+    store: Store, table: str, where: str = "", params: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
     assert table in MIRROR_TABLES
     sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY id"
     return store.query(sql, params)
@@ -69,7 +71,9 @@ def invoices_for_subscriptions(store: Store, sub_ids: Iterable[str]) -> list[dic
     for start in range(0, len(wanted), _CHUNK):
         part = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(part))
-        out.extend(store.query(f"SELECT * FROM invoices WHERE subscription IN ({marks})", tuple(part)))
+        out.extend(
+            store.query(f"SELECT * FROM invoices WHERE subscription IN ({marks})", tuple(part))
+        )
     return out
 
 

@@ -59,7 +59,9 @@ def is_newer(ins: Inspected, new_status: str | None, stored: dict[str, Any]) -> 
     return (ins.event_id or "") > (stored.get("last_event_id") or "")
 
 
-def apply_event(view: MirrorView, ins: Inspected, *, now: int, source: str) -> tuple[str, str | None]:
+def apply_event(
+    view: MirrorView, ins: Inspected, *, now: int, source: str
+) -> tuple[str, str | None]:
     """Return (outcome, reason) and update `view` when applied."""
     if ins.table is None or ins.row is None:
         return "ignored", "unhandled event type"
@@ -87,7 +89,9 @@ def apply_event(view: MirrorView, ins: Inspected, *, now: int, source: str) -> t
     elif table == "invoices":
         row["action_required"] = int(ins.type == "invoice.payment_action_required")
         last_failure = stored.get("last_failure_at") if stored else None
-        row["last_failure_at"] = ins.created if ins.type == "invoice.payment_failed" else last_failure
+        row["last_failure_at"] = (
+            ins.created if ins.type == "invoice.payment_failed" else last_failure
+        )
     elif table == "checkout_sessions" and stored is not None:
         row["idempotency_key"] = stored.get("idempotency_key")
 
@@ -110,4 +114,11 @@ def _link_subscription(view: MirrorView, session: dict[str, Any]) -> None:
     sub = view.get("subscriptions", session["subscription"])
     if sub is None or sub.get("user_id"):
         return
-    view.put("subscriptions", {**sub, "user_id": session["user_id"], "plan_name": sub.get("plan_name") or session.get("plan_name")})
+    view.put(
+        "subscriptions",
+        {
+            **sub,
+            "user_id": session["user_id"],
+            "plan_name": sub.get("plan_name") or session.get("plan_name"),
+        },
+    )

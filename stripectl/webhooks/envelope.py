@@ -82,7 +82,9 @@ def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]
             # Several JSON documents, one per line: JSONL without the suffix.
             yield from _read_jsonl(path, allow_unsigned, raw=True)
             return
-        yield Delivery(source=name, body=raw, error="malformed", error_detail=f"invalid JSON: {exc}")
+        yield Delivery(
+            source=name, body=raw, error="malformed", error_detail=f"invalid JSON: {exc}"
+        )
         return
     if isinstance(doc, list):
         for i, item in enumerate(doc, 1):
@@ -108,12 +110,17 @@ def delivery_from_line(line: RawLine, allow_unsigned: bool) -> Delivery:
         )
     except json.JSONDecodeError as exc:
         return Delivery(
-            source=line.source, body=line.data, error="malformed", error_detail=f"invalid JSON: {exc}"
+            source=line.source,
+            body=line.data,
+            error="malformed",
+            error_detail=f"invalid JSON: {exc}",
         )
     return _from_document(line.source, doc, line.data, allow_unsigned)
 
 
-def _read_jsonl(path: Path, allow_unsigned: bool, raw: bool = False) -> Iterator[Delivery | RawLine]:
+def _read_jsonl(
+    path: Path, allow_unsigned: bool, raw: bool = False
+) -> Iterator[Delivery | RawLine]:
     with _open(path) as f:
         seen_any = False
         for lineno, data in enumerate(f, 1):
@@ -128,7 +135,9 @@ def _read_jsonl(path: Path, allow_unsigned: bool, raw: bool = False) -> Iterator
 
 def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: bool) -> Delivery:
     if not isinstance(doc, dict):
-        return Delivery(source=source, body=raw or b"", error="malformed", error_detail="not a JSON object")
+        return Delivery(
+            source=source, body=raw or b"", error="malformed", error_detail="not a JSON object"
+        )
     if "body" in doc:
         return _from_envelope(source, doc, raw)
     if doc.get("object") == "event" or ("type" in doc and "data" in doc):
@@ -156,7 +165,11 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
     if not isinstance(headers, dict):
         headers = {}
     headers = {str(k): str(v) for k, v in headers.items()}
-    received_at = int(received) if isinstance(received, int | float) and not isinstance(received, bool) else None
+    received_at = (
+        int(received)
+        if isinstance(received, int | float) and not isinstance(received, bool)
+        else None
+    )
     if not isinstance(body, str):
         return Delivery(
             source=source,
@@ -182,7 +195,12 @@ def _from_http_dump(source: str, raw: bytes) -> Delivery:
     if sep < 0:
         sep, width = raw.find(b"\n\n"), 2
     if sep < 0:
-        return Delivery(source=source, body=raw, error="malformed", error_detail="HTTP dump without a blank line")
+        return Delivery(
+            source=source,
+            body=raw,
+            error="malformed",
+            error_detail="HTTP dump without a blank line",
+        )
     head, body = raw[:sep], raw[sep + width :]
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
     headers: dict[str, str] = {}

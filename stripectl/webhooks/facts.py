@@ -25,7 +25,8 @@ SUBSCRIPTION_TYPES = frozenset(
     )
 )
 INVOICE_TYPES = frozenset(
-    f"invoice.{t}" for t in ("paid", "payment_succeeded", "payment_failed", "payment_action_required")
+    f"invoice.{t}"
+    for t in ("paid", "payment_succeeded", "payment_failed", "payment_action_required")
 )
 CHECKOUT_TYPES = frozenset(
     f"checkout.session.{t}"
@@ -36,7 +37,9 @@ PAYMENT_INTENT_TYPES = frozenset(
 )
 CUSTOMER_TYPES = frozenset(f"customer.{t}" for t in ("created", "updated", "deleted"))
 
-HANDLED = SUBSCRIPTION_TYPES | INVOICE_TYPES | CHECKOUT_TYPES | PAYMENT_INTENT_TYPES | CUSTOMER_TYPES
+HANDLED = (
+    SUBSCRIPTION_TYPES | INVOICE_TYPES | CHECKOUT_TYPES | PAYMENT_INTENT_TYPES | CUSTOMER_TYPES
+)
 
 
 def table_for(event_type: str) -> str | None:
@@ -66,7 +69,6 @@ def row_for(table: str, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
     if event_type == "customer.deleted":
         row["deleted"] = 1
     return row
-
 
 
 def prev_status(event: dict[str, Any]) -> str | None:

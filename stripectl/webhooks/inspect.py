@@ -109,7 +109,8 @@ def inspect(
             )
         elif signed_at - delivery.received_at > tolerance:
             return result.reject(
-                "future_timestamp", f"signed {signed_at - delivery.received_at}s after it was received"
+                "future_timestamp",
+                f"signed {signed_at - delivery.received_at}s after it was received",
             )
 
     try:
