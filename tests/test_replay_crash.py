@@ -32,6 +32,23 @@ def _count(db: Path) -> int:
         return 0
 
 
+def _survivors(corpus: Path) -> list[int]:
+    """Processes still running with the corpus on their command line (forked workers)."""
+    deadline = time.monotonic() + 5
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if str(corpus).encode() in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_replay_is_consistent_and_rerun_completes(tmp_path: Path, sig: int) -> None:
     corpus = _corpus(tmp_path)
@@ -64,6 +81,7 @@ def test_interrupted_replay_is_consistent_and_rerun_completes(tmp_path: Path, si
     _, err = proc.communicate(timeout=60)
     stored = _count(db)
     assert 0 < stored < total, "the kill must land mid-run"
+    assert _survivors(corpus) == [], "verification workers must die with the replay"
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err
     conn = sqlite3.connect(db)
