@@ -130,3 +130,10 @@ def test_no_progress_output_when_stderr_is_not_a_tty(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0 and proc.stderr == ""
     assert json.loads(proc.stdout)["summary"]["applied"] == 1
+
+
+def test_new_mirror_is_owner_only(tmp_path: Path) -> None:
+    evt = f.event("customer.created", f.customer("cus_perm"), id="evt_perm", created=f.T0)
+    p = write_jsonl(tmp_path / "d.jsonl", envelopes([evt]))
+    assert run("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db")).exit_code == 0
+    assert (tmp_path / "m.db").stat().st_mode & 0o777 == 0o600

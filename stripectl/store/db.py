@@ -10,6 +10,7 @@ interleaving.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -265,7 +266,12 @@ def open_store(path: str, *, dry_run: bool = False) -> Store:
         parent = Path(path).parent
         if path != ":memory:" and not parent.exists():
             raise StoreError(f"cannot create the mirror {path}: folder {parent} does not exist")
+        is_new = path != ":memory:" and not Path(path).exists()
         store = Store(_connect(path, readonly=False), path=path)
+        if is_new:
+            # The inbox keeps raw webhook bodies (customer data, PaymentIntent
+            # client secrets): owner-only, like a key file.
+            os.chmod(path, 0o600)
         _migrate(store)
         return store
     except sqlite3.DatabaseError as exc:
