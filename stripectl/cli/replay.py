@@ -97,6 +97,9 @@ def replay_webhook(
     stop_on_error: Annotated[
         bool, typer.Option("--stop-on-error", help="With --forward-to: stop at the first non-2xx.")
     ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="With --forward-to: seconds to wait for each response.", min=0.1)
+    ] = 10.0,
     jobs: Annotated[
         int, typer.Option(help="Worker processes verifying large inputs (0 = one per core).", min=0)
     ] = 0,
@@ -122,7 +125,7 @@ def replay_webhook(
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")
     if forward_to is not None:
-        _forward(ctx, paths, forward_to, sign_with, rate, stop_on_error, unsigned)
+        _forward(ctx, paths, forward_to, sign_with, rate, stop_on_error, unsigned, timeout)
         return
     if sign_with or rate or stop_on_error:
         raise UsageError("--sign-with, --rate and --stop-on-error need --forward-to")
@@ -174,6 +177,7 @@ def _forward(
     rate: float | None,
     stop_on_error: bool,
     unsigned: bool,
+    timeout: float,
 ) -> None:
     from stripectl.cli.forward_render import render_forward
     from stripectl.services.forward import forward
@@ -188,6 +192,7 @@ def _forward(
             sign_with=sign_with,
             rate=rate,
             stop_on_error=stop_on_error,
+            timeout=timeout,
             progress=advance,
         )
     if ctx.json:

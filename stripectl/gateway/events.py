@@ -7,6 +7,7 @@ stop early; this module only turns one request into plain dicts.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,5 +49,18 @@ def list_events_page(
     if starting_after:
         params["starting_after"] = starting_after
     page = gateway.call(lambda: gateway.client.v1.events.list(params))
-    events = [to_dict(e) for e in page.data]
-    return EventPage(events=events, has_more=bool(page.has_more))
+    return EventPage(events=_raw_events(page), has_more=bool(page.has_more))
+
+
+def _raw_events(page: Any) -> list[dict[str, Any]]:
+    """The events exactly as Stripe sent them.
+
+    The response JSON is preferred over `to_dict()`: stripe-python 16 turns
+    `*_decimal` strings into `Decimal` (not JSON-serialisable, and no longer
+    the bytes Stripe rendered), while the stored inbox body should be Stripe's.
+    """
+    resp = getattr(page, "last_response", None)
+    data = getattr(resp, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        return [json.loads(json.dumps(e)) for e in data["data"] if isinstance(e, dict)]
+    return [to_dict(e.to_dict(for_json=True)) for e in page.data]

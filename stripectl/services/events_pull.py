@@ -224,6 +224,7 @@ def pull_events(
     key = cursor_key(types, delivery_failed)
     warnings: list[str] = []
     previous = _resume_point(store, types, delivery_failed)
+    from_cursor = previous if since is None else None
     if since is None:
         if previous is None:
             raise UsageError(
@@ -233,10 +234,11 @@ def pull_events(
         since = int(previous["created"]) - CURSOR_OVERLAP
     floor = clock - RETENTION_SECONDS
     if since < floor:
+        what = "--since" if from_cursor is None else "the events cursor"
         warnings.append(
-            f"--since {format_ts(since)} is beyond the Events API's 30-day retention: "
-            f"pulling from {format_ts(floor)}; older events are gone from Stripe "
-            "(refresh the mirror from current objects with `stripectl sync`)"
+            f"{what} {format_ts(since)} is beyond the Events API's 30-day retention: "
+            f"pulling from {format_ts(floor)}; events before that are gone from Stripe and "
+            "were NOT pulled (refresh the mirror from current objects with `stripectl sync`)"
         )
         since = floor
     if since > clock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -190,6 +191,10 @@ class _Server(ThreadingHTTPServer):
     listener: Listener
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.0"  # one request per connection: nothing idles at shutdown
@@ -232,7 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
         if line.outcome:
             body.update(outcome=line.outcome, event_id=line.event_id, reason=line.reason)
         if line.error:
-            body["error"] = line.error
+            # Internal detail stays in the local log line, not in the answer.
+            body["error"] = "not stored; retry later" if line.status >= 500 else line.error
         self._answer(line.status, body)
         listener.report(line)
 
@@ -266,7 +272,8 @@ class Listener:
         if self._writer.startup_error is not None:
             raise self._writer.startup_error
         try:
-            self._server = _Server((self.config.host, self.config.port), _Handler)
+            server_cls = _Server6 if ":" in self.config.host else _Server
+            self._server = server_cls((self.config.host, self.config.port), _Handler)
         except OSError as exc:
             self._writer.stop()
             raise StoreError(

@@ -1,0 +1,150 @@
+"""`stripectl events pull`: catch up on missed events from the Events API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+    progress,
+)
+
+events_app = typer.Typer(
+    name="events",
+    help="Events API catch-up. Example: stripectl events pull --since 2h",
+    no_args_is_help=True,
+)
+
+PULL_HELP = f"""Fetch events from Stripe's Events API and apply them to the mirror.
+
+Events created at or after --since are fetched (Stripe keeps 30 days; an
+older --since is clamped with a warning), applied oldest first exactly like
+replay-webhook, and stored in the inbox as source `api` (trusted: fetched with
+your key, so there is no signature). Event ids already in the inbox are
+skipped. The newest event pulled becomes the cursor: run again without
+--since to continue from it. A run with --type / --delivery-failed keeps its
+own cursor.
+
+Examples:
+
+  stripectl events pull --since 2h
+
+  stripectl events pull --since 2026-11-01T00:00Z --type invoice.payment_failed --delivery-failed
+
+  stripectl events pull            # continue from the cursor
+
+Exit 0 when nothing was rejected or anomalous, else 1. {EXIT_CODES_HELP}
+"""
+
+
+@events_app.command("pull", help=PULL_HELP)
+@guarded
+def pull(
+    tctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="2h, 30m, 7d, 2026-11-01T00:00Z, unix seconds, or `cursor` "
+            "(the default: continue from the last pull).",
+            show_default=False,
+        ),
+    ] = None,
+    type_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type", help="Only this event type (repeatable, at most 20).", show_default=False
+        ),
+    ] = None,
+    delivery_failed: Annotated[
+        bool,
+        typer.Option(
+            "--delivery-failed",
+            help="Only events Stripe has not delivered successfully (delivery_success=false: "
+            "failed or still pending).",
+        ),
+    ] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY).",
+            show_default=False,
+        ),
+    ] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(
+            "--api-base", help="Stripe API base URL (env STRIPECTL_API_BASE).", show_default=False
+        ),
+    ] = None,
+    live: Annotated[bool, typer.Option("--live", help="Allow a live-mode key.")] = False,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    ctx = make_ctx(tctx, db, json_out, debug)
+    from stripectl.gateway.client import GatewaySettings, connect, parse_livemode
+    from stripectl.services.events_pull import pull_events
+    from stripectl.store import open_store
+    from stripectl.timeparse import parse_since
+
+    since_ts = None if since is None or since.strip().lower() == "cursor" else parse_since(since)
+    store = open_store(ctx.db)
+    try:
+        gateway = connect(
+            GatewaySettings(api_key=api_key, api_base=api_base, live=live),
+            mirror_livemode=parse_livemode(store.meta_get("livemode")),
+        )
+        with progress(ctx, "pulling events") as advance:
+            report = pull_events(
+                store,
+                gateway,
+                since=since_ts,
+                types=type_ or None,
+                delivery_failed=delivery_failed,
+                progress=advance,
+            )
+    finally:
+        store.close()
+    for warning in report.warnings:
+        ctx.note(f"warning: {warning}")
+    if ctx.json:
+        ctx.emit_json(report.to_json())
+    else:
+        _render(ctx, report.to_json())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _render(ctx: Any, data: dict[str, Any]) -> None:
+    from stripectl.timeparse import format_ts
+
+    replay = data.get("replay") or {}
+    summary = replay.get("summary") or {}
+    cursor = data.get("cursor")
+    ctx.out.print(
+        f"pulled {data['fetched']} events since {format_ts(data['since'])}: "
+        f"{data['new']} new, {data['duplicate']} already stored",
+        highlight=False,
+    )
+    if summary:
+        parts = ", ".join(f"{k} {v}" for k, v in summary.items() if k != "total" and v)
+        ctx.out.print(f"outcomes: {parts or 'none'}", highlight=False)
+    problems = [e for e in replay.get("events", []) if e.get("outcome") in ("rejected", "anomaly")]
+    for e in problems[:20]:
+        ctx.out.print(
+            f"  {e['outcome']}: {e.get('event_id') or '-'} {e.get('type') or ''} "
+            f"({e.get('reason')})",
+            highlight=False,
+            markup=False,
+        )
+    if len(problems) > 20:
+        ctx.out.print(f"  ... and {len(problems) - 20} more (use --json)", highlight=False)
+    if cursor:
+        ctx.note(f"cursor: {format_ts(cursor.get('created'))} {cursor.get('id')}")
