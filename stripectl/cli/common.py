@@ -31,7 +31,7 @@ DbOpt = Annotated[
     typer.Option(
         "--db",
         envvar="STRIPECTL_DB",
-        help="SQLite mirror file [env STRIPECTL_DB, default ./stripectl.db].",
+        help="SQLite mirror file (env STRIPECTL_DB; default ./stripectl.db).",
         show_default=False,
     ),
 ]

@@ -54,7 +54,7 @@ def replay_webhook(
             "--secret",
             envvar="STRIPE_WEBHOOK_SECRET",
             help="Endpoint secret whsec_...; repeat during a secret roll (any match passes). "
-            "[env STRIPE_WEBHOOK_SECRET]",
+            "(env STRIPE_WEBHOOK_SECRET)",
             show_default=False,
         ),
     ] = None,

@@ -99,7 +99,7 @@ def connect(settings: GatewaySettings, *, mirror_livemode: bool | None = None) -
     api_base = settings.api_base or os.environ.get("STRIPECTL_API_BASE")
     if api_base and not api_base.startswith(("http://", "https://")):
         raise UsageError(f"--api-base must be an http(s) URL, got {api_base!r}")
-    http_client = stripe.RequestsClient(timeout=settings.timeout)  # type: ignore[no-untyped-call]
+    http_client = stripe.RequestsClient(timeout=settings.timeout)
     client = stripe.StripeClient(
         key,
         base_addresses={"api": api_base.rstrip("/")} if api_base else None,
@@ -128,7 +128,9 @@ def map_stripe_error(exc: stripe.StripeError) -> Exception:
     status = exc.http_status
     code = exc.code
     if isinstance(exc, stripe.CardError):
-        decline = getattr(exc, "decline_code", None) or (exc.error.decline_code if exc.error else None)
+        decline = getattr(exc, "decline_code", None) or (
+            exc.error.decline_code if exc.error else None
+        )
         return CardDeclined(
             f"card declined: {msg}" + (f" (decline_code={decline})" if decline else ""),
             code=code,
@@ -150,4 +152,20 @@ def map_stripe_error(exc: stripe.StripeError) -> Exception:
         return StripeAPIError(
             f"rate limited by Stripe after retries: {msg}", code=code, http_status=status
         )
+    if status == 409:
+        # Stripe answers 409 (code idempotency_key_in_use) while another request
+        # with the same key is still executing; nothing is saved for this one.
+        return StripeAPIError(
+            f"another request with this idempotency key is still in progress at Stripe: {msg}",
+            hint="wait a moment and re-run: the same key then replays the first request's result",
+            code=code or "idempotency_key_in_use",
+            http_status=status,
+        )
     return StripeAPIError(f"Stripe API error ({status}): {msg}", code=code, http_status=status)
+
+
+def parse_livemode(value: str | None) -> bool | None:
+    """The mirror's mode as kept in `meta.livemode` ("1"/"0"; None while unknown)."""
+    if value is None or value.strip() == "":
+        return None
+    return value.strip().lower() in ("1", "true", "live")

@@ -8,6 +8,7 @@ transaction, and explain failures in terms of what a re-run will do.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,7 +121,7 @@ def _snapshot(m: Mutation, obj: dict[str, Any], now: int) -> dict[str, Any]:
     }
 
 
-def _explain(m: Mutation, failure: Failure, claim: ledger.Claim) -> StripectlError:
+def _explain(m: Mutation, failure: Failure) -> StripectlError:
     err = failure.error
     key = m.key
     if isinstance(err, IdempotencyConflict):
@@ -193,7 +194,7 @@ def run_mutation(
                 also=record_declined,
             )
             settled = True
-            raise _explain(m, result, claim)
+            raise _explain(m, result)
         obj = result.obj
         ledger.settle_success(
             store,
@@ -206,7 +207,9 @@ def run_mutation(
         settled = True
     finally:
         if not settled:
-            ledger.release(store, claim, note="interrupted before Stripe's answer was recorded")
+            # Best effort: a dead lease also expires by itself; never mask the real error.
+            with contextlib.suppress(StripectlError):
+                ledger.release(store, claim, note="interrupted before Stripe's answer was recorded")
     warnings = []
     previous_id = claim.previous.get("object_id") if claim.previous else None
     if previous_id and obj.get("id") and previous_id != obj["id"]:

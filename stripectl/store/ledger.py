@@ -23,7 +23,7 @@ TABLE = "idempotency_keys"
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    db[TABLE].create(
+    db.table(TABLE).create(
         {
             "key": str,
             "operation": str,  # payment_intent.create | checkout_session.create
@@ -46,8 +46,8 @@ def migrate(db: sqlite_utils.Database) -> None:
         },
         pk="key",
     )
-    db[TABLE].create_index(["state"])
-    db[TABLE].create_index(["object_id"])
+    db.table(TABLE).create_index(["state"])
+    db.table(TABLE).create_index(["object_id"])
 
 
 def get(store: Store, key: str) -> dict[str, Any] | None:
@@ -57,12 +57,12 @@ def get(store: Store, key: str) -> dict[str, Any] | None:
 
 def insert(store: Store, row: dict[str, Any]) -> None:
     """Call inside `store.transaction()`."""
-    store.db[TABLE].insert(row, pk="key")
+    store.db.table(TABLE).insert(row, pk="key")
 
 
 def update(store: Store, key: str, fields: dict[str, Any]) -> None:
     """Call inside `store.transaction()`."""
-    store.db[TABLE].update(key, fields)
+    store.db.table(TABLE).update(key, fields)
 
 
 def rows(store: Store, *, state: str | None = None) -> list[dict[str, Any]]:

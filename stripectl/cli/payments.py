@@ -1,0 +1,291 @@
+"""`stripectl payments create`: a PaymentIntent that a re-run can never charge twice.
+
+Also holds the Stripe connection and ledger options that `checkout create`
+shares.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+
+if TYPE_CHECKING:
+    from stripectl.gateway.client import GatewaySettings
+    from stripectl.services.ledger import LedgerOptions
+
+payments_app = typer.Typer(
+    name="payments",
+    help="Idempotent payment intents. Example: stripectl payments create --amount 1050 "
+    "--currency usd --order-ref ord_1001",
+    no_args_is_help=True,
+)
+
+# --- options shared with `checkout create` ------------------------------------
+
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY). Live keys "
+        "need --live.",
+        show_default=False,
+    ),
+]
+ApiBaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-base", help="Stripe API base URL (env STRIPECTL_API_BASE).", show_default=False
+    ),
+]
+LiveOpt = Annotated[bool, typer.Option("--live", help="Allow a live-mode key (sk_live_/rk_live_).")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each HTTP answer.")
+]
+RetriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--network-retries",
+        min=0,
+        max=5,
+        help="SDK retries on network errors / 409 / 5xx (always with the same key).",
+    ),
+]
+IdemKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        help="Use this key instead of the one derived from the business identity "
+        "(max 255 printable ASCII characters).",
+        show_default=False,
+    ),
+]
+AllowStaleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-stale-key",
+        help="Send a key first used more than 24 h ago (Stripe may have pruned it, so this "
+        "can create a second object).",
+    ),
+]
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        min=0.0,
+        help="Seconds to wait while another stripectl is sending the same key "
+        "(default: as long as its lease can last).",
+        show_default=False,
+    ),
+]
+MetadataOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metadata",
+        help="key=value (repeatable; max 50 keys, key <= 40 chars, value <= 500 chars).",
+        show_default=False,
+    ),
+]
+
+
+def gateway_settings(
+    api_key: str | None, api_base: str | None, live: bool, timeout: float, retries: int
+) -> GatewaySettings:
+    from stripectl.gateway.client import GatewaySettings
+
+    return GatewaySettings(
+        api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries
+    )
+
+
+def ledger_options(
+    settings: GatewaySettings, *, allow_stale_key: bool, wait: float | None
+) -> LedgerOptions:
+    from stripectl.services.ledger import LedgerOptions, lease_seconds
+
+    return LedgerOptions(
+        allow_stale_key=allow_stale_key,
+        lease_seconds=lease_seconds(settings.timeout, settings.max_network_retries),
+        wait_seconds=wait,
+    )
+
+
+def emit_json_unredacted(data: Any) -> None:
+    """Only for output the operator explicitly asked to contain a client secret."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_fields(ctx: Ctx, rows: list[tuple[str, str]]) -> None:
+    # Plain aligned lines, never wrapped: ids and URLs must stay copy-pasteable.
+    width = max(len(name) for name, _ in rows) + 2
+    for name, value in rows:
+        ctx.out.print(f"{name:<{width}}{value}", markup=False, highlight=False, soft_wrap=True)
+
+
+# --- payments create ----------------------------------------------------------
+
+CREATE_HELP = f"""Create a PaymentIntent through the idempotency ledger.
+
+The idempotency key is --idempotency-key, else derived from --order-ref
+(stripectl:pi:<sha256(order ref)[:32]>): never random, so re-running the same
+command after a timeout, a crash or a success replays Stripe's first answer
+(`replayed: yes`) instead of charging again. The ledger row is committed
+before the request is sent; the same key with other parameters is refused
+before any request, naming what differs. Two invocations of the same payment
+at once are serialised: the second waits, then replays.
+
+The status printed is provisional: grant access when the
+payment_intent.succeeded webhook arrives, never from this output. The client
+secret is only printed with --show-client-secret.
+
+Examples:
+
+  stripectl payments create --amount 1050 --currency usd --order-ref ord_1001 \\
+      --customer cus_123 --payment-method pm_card_visa --confirm
+
+  stripectl payments create --amount 500 --currency jpy --order-ref ord_1002 --json
+
+Test cards and pm_card_* tokens: stripectl cards. A decline exits 4; Stripe
+keeps the decline for that key, so retrying with another card needs a new
+--order-ref or --idempotency-key.
+
+{EXIT_CODES_HELP}
+"""
+
+
+@payments_app.command("create", help=CREATE_HELP)
+@guarded
+def create(
+    tctx: typer.Context,
+    amount: Annotated[
+        str,
+        typer.Option(
+            "--amount",
+            help="Integer amount in the currency's minor unit: 1050 usd = 10.50 USD, "
+            "500 jpy = 500 JPY (1..99999999).",
+            show_default=False,
+        ),
+    ],
+    currency: Annotated[
+        str,
+        typer.Option("--currency", help="ISO 4217 code, e.g. usd, eur, jpy.", show_default=False),
+    ],
+    order_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--order-ref",
+            help="Your order's id: the payment's identity (derives the key; kept in metadata).",
+            show_default=False,
+        ),
+    ] = None,
+    idempotency_key: IdemKeyOpt = None,
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Customer id (cus_...).", show_default=False)
+    ] = None,
+    payment_method: Annotated[
+        str | None,
+        typer.Option(
+            "--payment-method",
+            help="PaymentMethod id, e.g. pm_card_visa in test mode.",
+            show_default=False,
+        ),
+    ] = None,
+    payment_method_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--payment-method-type",
+            help="Allowed payment method types (repeatable; with --confirm the default is card).",
+            show_default=False,
+        ),
+    ] = None,
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Confirm now (charges the payment method).")
+    ] = False,
+    metadata: MetadataOpt = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="Description.", show_default=False)
+    ] = None,
+    show_client_secret: Annotated[
+        bool,
+        typer.Option("--show-client-secret", help="Also print the client secret (sensitive)."),
+    ] = False,
+    allow_stale_key: AllowStaleOpt = False,
+    wait: WaitOpt = None,
+    api_key: ApiKeyOpt = None,
+    api_base: ApiBaseOpt = None,
+    live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    ctx = make_ctx(tctx, db, json_out, debug)
+    from stripectl import money
+    from stripectl.services.payments import (
+        ACCESS_NOTE,
+        PaymentRequest,
+        create_payment,
+        open_gateway,
+        parse_metadata,
+        prepare_payment,
+    )
+    from stripectl.store import open_store
+
+    req = PaymentRequest(
+        amount=money.parse_amount(amount),
+        currency=currency,
+        order_ref=order_ref,
+        idempotency_key=idempotency_key,
+        customer=customer,
+        payment_method=payment_method,
+        payment_method_types=tuple(payment_method_type or ()),
+        confirm=confirm,
+        description=description,
+        metadata=parse_metadata(metadata),
+    )
+    prepare_payment(req)  # usage errors before the mirror file is touched
+    settings = gateway_settings(api_key, api_base, live, timeout, network_retries)
+    store = open_store(ctx.db)
+    try:
+        gateway = open_gateway(store, settings)
+        result = create_payment(
+            store,
+            gateway,
+            req,
+            options=ledger_options(settings, allow_stale_key=allow_stale_key, wait=wait),
+            notify=ctx.note,
+        )
+    finally:
+        store.close()
+
+    for warning in result.warnings:
+        ctx.note(f"warning: {warning}")
+    data = result.to_json(show_client_secret=show_client_secret)
+    if ctx.json:
+        if show_client_secret:
+            emit_json_unredacted(data)
+        else:
+            ctx.emit_json(data)
+    else:
+        amount_line = data["amount_display"]
+        symbol = money.format_symbol(int(data["amount"]), str(data["currency"]))
+        if not amount_line.startswith(symbol):
+            amount_line = f"{amount_line} ({symbol})"
+        rows = [
+            ("payment intent", str(data["id"])),
+            ("status", f"{data['status']} (provisional)"),
+            ("amount", amount_line),
+            ("idempotency key", result.idempotency_key),
+            ("replayed", f"{'yes' if result.replayed else 'no'} (attempt {result.attempt})"),
+        ]
+        if data["next_action"]:
+            rows.append(("next action", str(data["next_action"])))
+        if show_client_secret:
+            rows.append(("client secret", str(data.get("client_secret"))))
+        print_fields(ctx, rows)
+    ctx.note(ACCESS_NOTE)
