@@ -11,8 +11,16 @@ from typing import Annotated
 import typer
 
 from stripectl import __version__
-from stripectl.cli import replay
+from stripectl.cli import access as access_cmd
+from stripectl.cli import cards, replay
+from stripectl.cli import reconcile as reconcile_cmd
+from stripectl.cli import sync as sync_cmd
+from stripectl.cli.checkout import checkout_app
 from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt
+from stripectl.cli.events import events_app
+from stripectl.cli.inbox import inbox_app
+from stripectl.cli.payments import payments_app
+from stripectl.cli.webhook import webhook_app
 
 app = typer.Typer(
     name="stripectl",
@@ -49,6 +57,15 @@ def root(
 
 
 replay.register(app)
+app.add_typer(events_app)
+app.add_typer(webhook_app)
+app.add_typer(inbox_app)
+app.add_typer(payments_app)
+app.add_typer(checkout_app)
+cards.register(app)
+sync_cmd.register(app)
+reconcile_cmd.register(app)
+access_cmd.register(app)
 
 
 def main() -> None:

@@ -170,9 +170,13 @@ def check_access(
     for item in subscription_report(OverlayView(store), sorted(rows), grace=grace, now=now):
         row = rows[item["id"]]
         dunning = item.get("dunning") or {}
+        granted, why = bool(item["access"]), str(item["access_reason"])
+        if refresh.get(item["id"]) == "not found in Stripe":
+            # Only the mirror believes in it: never grant on that alone.
+            granted, why = False, f"not found in Stripe (the mirror says {item.get('status')})"
         report.subscriptions.append(SubscriptionDecision(
             subscription=item["id"], customer=item.get("customer"), status=item.get("status"),
-            granted=bool(item["access"]), why=str(item["access_reason"]),
+            granted=granted, why=why,
             as_of=row.get("last_event_created"), source=row.get("source"),
             refresh=refresh.get(item["id"]),
             next_payment_attempt=dunning.get("next_payment_attempt"),

@@ -11,6 +11,7 @@ Small inputs are inspected inline: forking workers costs more than it saves.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from collections import deque
@@ -40,6 +41,10 @@ def _init_worker(settings: dict[str, Any]) -> None:
         pass
     # Ctrl-C is the parent's to handle (it rolls back and terminates us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Parsed events are trees (no cycles): reference counting frees them. The
+    # cyclic GC only re-walked the inherited module graph on every few
+    # thousand allocations: 150 -> 97 us per delivery once off.
+    gc.disable()
     _settings.update(settings)
 
 

@@ -19,9 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stripectl.gateway.client import Gateway
 from stripectl.services.drift import (
     KINDS,
     Entry,
@@ -36,6 +35,9 @@ from stripectl.store import Store
 from stripectl.store import runs as run_store
 from stripectl.store import sync as sync_store
 from stripectl.webhooks.snapshots import subscription_row
+
+if TYPE_CHECKING:
+    from stripectl.gateway.client import Gateway
 
 Progress = Callable[[int], None]
 

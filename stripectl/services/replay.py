@@ -10,11 +10,13 @@ of delivery order.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -142,6 +144,32 @@ def replay_inspected(
     chunk_size: int = CHUNK,
 ) -> ReplayReport:
     """`replay` for deliveries already inspected (e.g. by services/parallel.py)."""
+    with _gc_paused():
+        return _replay_inspected(store, inspected_stream, options, progress, now, chunk_size)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Replay allocates millions of short-lived, acyclic objects (parsed
+    events, rows, results); reference counting frees them all. The cyclic GC
+    only kept re-walking the growing result list: ~1/3 of the run's CPU."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _replay_inspected(
+    store: Store,
+    inspected_stream: Iterable[Inspected],
+    options: ReplayOptions,
+    progress: Callable[[int], None] | None,
+    now: int | None,
+    chunk_size: int,
+) -> ReplayReport:
     report = ReplayReport(run_id=uuid.uuid4().hex[:12], dry_run=options.dry_run)
     view = OverlayView(store)
     seen_deliveries: set[str] = set()

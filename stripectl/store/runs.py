@@ -1,24 +1,58 @@
-"""Reconcile run history (owned by the drift-report work)."""
+"""Reconcile run history: one row per `stripectl reconcile`, for the trend."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from stripectl.store.db import Store
+
 
 def migrate(db: sqlite_utils.Database) -> None:
-    db["reconcile_runs"].create(
+    db.table("reconcile_runs").create(
         {
             "id": int,
-            "started_at": int,
+            "started_at": int,  # wall clock, also the listing's snapshot time
             "finished_at": int,
+            "livemode": int,
             "local_count": int,
             "remote_count": int,
-            "drift_count": int,
-            "counts": str,  # JSON {kind: n}
+            "compared": int,
+            "in_sync": int,
+            "skipped_newer": int,  # mirror rows newer than the listing
+            "drift_count": int,  # findings after --ignore
+            "drifted_subscriptions": int,
+            "counts": str,  # JSON {kind: n}, after --ignore
+            "ignored": str,  # JSON [kind, ...]
+            "fixed": int,  # mirror rows repaired by --fix --yes
+            "requests": int,  # list requests made
             "exit_code": int,
         },
         pk="id",
     )
+    db.table("reconcile_runs").create_index(["started_at"])
+
+
+def record_run(store: Store, run: dict[str, Any]) -> int:
+    """Insert one run (call inside `store.transaction()`); returns its id."""
+    row = dict(run)
+    for key in ("counts", "ignored"):
+        if not isinstance(row.get(key), str):
+            row[key] = json.dumps(row.get(key) or ({} if key == "counts" else []), sort_keys=True)
+    table = store.db.table("reconcile_runs")
+    table.insert(row, alter=False)
+    return int(str(table.last_pk))
+
+
+def recent_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs, newest first, with JSON columns decoded."""
+    rows = store.query(
+        "SELECT * FROM reconcile_runs ORDER BY started_at DESC, id DESC LIMIT ?", (limit,)
+    )
+    for row in rows:
+        row["counts"] = json.loads(row["counts"] or "{}")
+        row["ignored"] = json.loads(row["ignored"] or "[]")
+    return rows
