@@ -23,8 +23,13 @@ def free_port() -> int:
 def _no_real_stripe(monkeypatch: pytest.MonkeyPatch) -> None:
     # Environment only (never stripe internals): no test may reach api.stripe.com
     # by accident, nor pick up a developer's real key or mirror.
-    for var in ("STRIPE_API_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPECTL_DB",
-                "STRIPECTL_API_BASE"):
+    for var in (
+        "STRIPE_API_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPECTL_DB",
+        "STRIPECTL_API_BASE",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -49,7 +54,8 @@ def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"localstripe did not start: {state.with_suffix('.log').read_text()}")
+                log_text = state.with_suffix(".log").read_text()
+                raise RuntimeError(f"localstripe did not start: {log_text}") from None
             time.sleep(0.1)
     try:
         yield url

@@ -24,7 +24,14 @@ def test_parallel_and_inline_agree(tmp_path: Path) -> None:
     reports = {}
     for jobs in ("1", "2"):
         code, report = run_json(
-            "replay-webhook", str(corpus), "--secret", SECRET, "--db", str(tmp_path / f"{jobs}.db"), "--jobs", jobs
+            "replay-webhook",
+            str(corpus),
+            "--secret",
+            SECRET,
+            "--db",
+            str(tmp_path / f"{jobs}.db"),
+            "--jobs",
+            jobs,
         )
         assert code == 1  # the tampered delivery and the broken line
         reports[jobs] = report

@@ -6,6 +6,7 @@ Subclass `FakeStripe` and implement `route()`. Every request is logged in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -117,10 +118,8 @@ def _handler(app: FakeStripe) -> type[BaseHTTPRequestHandler]:
             resp = app.route(req)
             if resp.drop_connection:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(2)
-                except OSError:
-                    pass
                 return
             payload = json.dumps(resp.body).encode()
             self.send_response(resp.status)
