@@ -3,8 +3,8 @@
 Parsing the envelope and the event JSON and checking the HMAC are ~70% of a
 replay's CPU time and independent per delivery, so large inputs spread them
 over the machine's cores while the main process dedupes, applies and writes
-SQLite. At most `2 * jobs + 1` batches are in flight: memory stays bounded by
-a few batches, not by the input size.
+SQLite. At most `2 * jobs + 11` batches of 256 are in flight: memory stays bounded
+by a few thousand deliveries, not by the input size.
 
 Small inputs are inspected inline: forking workers costs more than it saves.
 """
@@ -115,11 +115,14 @@ def _parallel(
     # fork: workers inherit the imported modules instead of re-importing stripe.
     ctx = multiprocessing.get_context("fork")
     pool: Pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(settings,))
+    # Enough batches in flight to keep the workers busy while the main process
+    # writes one replay chunk (2,000 deliveries), and no more: memory stays bounded.
+    window = 2 * jobs + 10
     try:
         pending: deque[AsyncResult[list[Inspected]]] = deque()
         for batch in _batches(items):
             pending.append(pool.apply_async(_inspect_batch, (batch,)))
-            if len(pending) > 2 * jobs:
+            if len(pending) > window:
                 yield from pending.popleft().get()
         while pending:
             yield from pending.popleft().get()
