@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
-from stripectl.cli.sync import ApiBaseOpt, ApiKeyOpt, GraceOpt, LiveOpt, check_grace, connect_for
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    GraceOpt,
+    LiveOpt,
+    check_grace,
+    connect_for,
+    gateway_settings,
+)
 
 HELP = f"""May USER_OR_CUSTOMER be provisioned right now, and why.
 
@@ -61,8 +69,9 @@ def access(
     ] = False,
     max_age: Annotated[
         str | None,
-        typer.Option(help="With --offline: refuse to grant on data older than this (e.g. 1h).",
-                     show_default=False),
+        typer.Option(
+            help="With --offline: refuse to grant on data older than this (e.g. 1h).", show_default=False
+        ),
     ] = None,
     grace: GraceOpt = "retry",
     api_key: ApiKeyOpt = None,
@@ -86,7 +95,7 @@ def access(
         raise UsageError("--max-age applies with --offline (online answers are fresh)")
     store = open_store(ctx.db)
     try:
-        gateway = None if offline else connect_for(store, api_key, api_base, live)
+        gateway = None if offline else connect_for(store, gateway_settings(api_key, api_base, live))
         report = check_access(store, gateway, subject, grace=grace, max_age=age_limit)
     finally:
         store.close()
@@ -116,19 +125,23 @@ def _print(ctx: Ctx, data: dict[str, object]) -> None:
         ctx.out.print(f"checked live with Stripe at {ts(data['checked_at'])}", highlight=False)
     subs = data.get("subscriptions")
     if isinstance(subs, list) and subs:
-        ctx.out.print(rich_table(Rows(
-            title="",
-            columns=[
-                Column("subscription", "subscription"),
-                Column("status", "status"),
-                Column("granted", "access", lambda v, r: "granted" if v else "denied"),
-                Column("why", "why"),
-                Column("as_of", "data as of", lambda v, r: ts(v)),
-                Column("source", "from"),
-                Column("refresh", "mirror"),
-            ],
-            rows=subs,
-        )))
+        ctx.out.print(
+            rich_table(
+                Rows(
+                    title="",
+                    columns=[
+                        Column("subscription", "subscription"),
+                        Column("status", "status"),
+                        Column("granted", "access", lambda v, r: "granted" if v else "denied"),
+                        Column("why", "why"),
+                        Column("as_of", "data as of", lambda v, r: ts(v)),
+                        Column("source", "from"),
+                        Column("refresh", "mirror"),
+                    ],
+                    rows=subs,
+                )
+            )
+        )
 
 
 def _human(seconds: int) -> str:

@@ -9,17 +9,19 @@ import typer
 from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
 from stripectl.cli.payments import (
     AllowStaleOpt,
-    ApiBaseOpt,
-    ApiKeyOpt,
     IdemKeyOpt,
-    LiveOpt,
     MetadataOpt,
-    RetriesOpt,
-    TimeoutOpt,
     WaitOpt,
-    gateway_settings,
     ledger_options,
     print_fields,
+)
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    LiveOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    gateway_settings,
 )
 
 checkout_app = typer.Typer(
@@ -78,9 +80,7 @@ def create(
             show_default=False,
         ),
     ],
-    mode: Annotated[
-        str, typer.Option("--mode", help="subscription or payment.")
-    ] = "subscription",
+    mode: Annotated[str, typer.Option("--mode", help="subscription or payment.")] = "subscription",
     quantity: Annotated[
         list[int] | None,
         typer.Option(
@@ -96,15 +96,11 @@ def create(
     ] = None,
     customer_email: Annotated[
         str | None,
-        typer.Option(
-            "--customer-email", help="Prefill the email of a new customer.", show_default=False
-        ),
+        typer.Option("--customer-email", help="Prefill the email of a new customer.", show_default=False),
     ] = None,
     plan_name: Annotated[
         str | None,
-        typer.Option(
-            "--plan-name", help="Your plan's name (metadata plan_name).", show_default=False
-        ),
+        typer.Option("--plan-name", help="Your plan's name (metadata plan_name).", show_default=False),
     ] = None,
     metadata: MetadataOpt = None,
     cancel_url: Annotated[

@@ -15,6 +15,7 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
+from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, connect_for, gateway_settings
 
 events_app = typer.Typer(
     name="events",
@@ -58,9 +59,7 @@ def pull(
     ] = None,
     type_: Annotated[
         list[str] | None,
-        typer.Option(
-            "--type", help="Only this event type (repeatable, at most 20).", show_default=False
-        ),
+        typer.Option("--type", help="Only this event type (repeatable, at most 20).", show_default=False),
     ] = None,
     delivery_failed: Annotated[
         bool,
@@ -70,27 +69,14 @@ def pull(
             "failed or still pending).",
         ),
     ] = False,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY).",
-            show_default=False,
-        ),
-    ] = None,
-    api_base: Annotated[
-        str | None,
-        typer.Option(
-            "--api-base", help="Stripe API base URL (env STRIPECTL_API_BASE).", show_default=False
-        ),
-    ] = None,
-    live: Annotated[bool, typer.Option("--live", help="Allow a live-mode key.")] = False,
+    api_key: ApiKeyOpt = None,
+    api_base: ApiBaseOpt = None,
+    live: LiveOpt = False,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     ctx = make_ctx(tctx, db, json_out, debug)
-    from stripectl.gateway.client import GatewaySettings, connect, parse_livemode
     from stripectl.services.events_pull import pull_events
     from stripectl.store import open_store
     from stripectl.timeparse import parse_since
@@ -98,10 +84,7 @@ def pull(
     since_ts = None if since is None or since.strip().lower() == "cursor" else parse_since(since)
     store = open_store(ctx.db)
     try:
-        gateway = connect(
-            GatewaySettings(api_key=api_key, api_base=api_base, live=live),
-            mirror_livemode=parse_livemode(store.meta_get("livemode")),
-        )
+        gateway = connect_for(store, gateway_settings(api_key, api_base, live))
         with progress(ctx, "pulling events") as advance:
             report = pull_events(
                 store,
@@ -139,8 +122,7 @@ def _render(ctx: Any, data: dict[str, Any]) -> None:
     problems = [e for e in replay.get("events", []) if e.get("outcome") in ("rejected", "anomaly")]
     for e in problems[:20]:
         ctx.out.print(
-            f"  {e['outcome']}: {e.get('event_id') or '-'} {e.get('type') or ''} "
-            f"({e.get('reason')})",
+            f"  {e['outcome']}: {e.get('event_id') or '-'} {e.get('type') or ''} ({e.get('reason')})",
             highlight=False,
             markup=False,
         )

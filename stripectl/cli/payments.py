@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    LiveOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    gateway_settings,
+)
 
 if TYPE_CHECKING:
     from stripectl.gateway.client import GatewaySettings
@@ -27,34 +35,6 @@ payments_app = typer.Typer(
 
 # --- options shared with `checkout create` ------------------------------------
 
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY). Live keys "
-        "need --live.",
-        show_default=False,
-    ),
-]
-ApiBaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-base", help="Stripe API base URL (env STRIPECTL_API_BASE).", show_default=False
-    ),
-]
-LiveOpt = Annotated[bool, typer.Option("--live", help="Allow a live-mode key (sk_live_/rk_live_).")]
-TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each HTTP answer.")
-]
-RetriesOpt = Annotated[
-    int,
-    typer.Option(
-        "--network-retries",
-        min=0,
-        max=5,
-        help="SDK retries on network errors / 409 / 5xx (always with the same key).",
-    ),
-]
 IdemKeyOpt = Annotated[
     str | None,
     typer.Option(
@@ -92,19 +72,7 @@ MetadataOpt = Annotated[
 ]
 
 
-def gateway_settings(
-    api_key: str | None, api_base: str | None, live: bool, timeout: float, retries: int
-) -> GatewaySettings:
-    from stripectl.gateway.client import GatewaySettings
-
-    return GatewaySettings(
-        api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries
-    )
-
-
-def ledger_options(
-    settings: GatewaySettings, *, allow_stale_key: bool, wait: float | None
-) -> LedgerOptions:
+def ledger_options(settings: GatewaySettings, *, allow_stale_key: bool, wait: float | None) -> LedgerOptions:
     from stripectl.services.ledger import LedgerOptions, lease_seconds
 
     return LedgerOptions(

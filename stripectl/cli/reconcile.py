@@ -17,7 +17,15 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.sync import ApiBaseOpt, ApiKeyOpt, GraceOpt, LiveOpt, check_grace, connect_for
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    GraceOpt,
+    LiveOpt,
+    check_grace,
+    connect_for,
+    gateway_settings,
+)
 
 if TYPE_CHECKING:
     from stripectl.render import Rows
@@ -88,18 +96,21 @@ def reconcile(
     ] = "table",
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the output to FILE instead of stdout.",
-                     show_default=False),
+        typer.Option(
+            "--output", "-o", help="Write the output to FILE instead of stdout.", show_default=False
+        ),
     ] = None,
     report_to: Annotated[
         list[str] | None,
-        typer.Option("--report", help="Also write FORMAT:FILE (repeatable), e.g. junit:drift.xml.",
-                     show_default=False),
+        typer.Option(
+            "--report", help="Also write FORMAT:FILE (repeatable), e.g. junit:drift.xml.", show_default=False
+        ),
     ] = None,
     ignore: Annotated[
         list[str] | None,
-        typer.Option("--ignore", help="Drift kind not to report or gate on (repeatable).",
-                     show_default=False),
+        typer.Option(
+            "--ignore", help="Drift kind not to report or gate on (repeatable).", show_default=False
+        ),
     ] = None,
     grace: GraceOpt = "retry",
     fix: Annotated[bool, typer.Option("--fix", help="Plan repairs of the mirror.")] = False,
@@ -137,7 +148,7 @@ def reconcile(
         from stripectl.services.reconcile import ReconcileOptions
         from stripectl.services.reconcile import reconcile as run
 
-        gateway = connect_for(store, api_key, api_base, live)
+        gateway = connect_for(store, gateway_settings(api_key, api_base, live))
         wants_junit = fmt == "junit" or any(f == "junit" for f, _ in reports)
         options = ReconcileOptions(
             grace=grace, ignore=ignored, fix=fix, apply=fix and yes, collect_in_sync=wants_junit
@@ -190,9 +201,8 @@ def drift_rows(result: ReconcileReport) -> Rows:
 def _summary_line(result: ReconcileReport) -> str:
     s = result.summary()
     kinds = ", ".join(f"{k} {n}" for k, n in s["by_kind"].items())
-    head = (
-        f"{s['drift']} drift findings in {s['drifted_subscriptions']} subscriptions"
-        + (f" ({kinds})" if kinds else "")
+    head = f"{s['drift']} drift findings in {s['drifted_subscriptions']} subscriptions" + (
+        f" ({kinds})" if kinds else ""
     )
     return (
         f"{head}; compared {s['compared']}, mirror {s['local']}, Stripe {s['remote']}, "
@@ -201,9 +211,7 @@ def _summary_line(result: ReconcileReport) -> str:
 
 
 def _junit_message(group: list[dict[str, Any]]) -> str:
-    return "; ".join(
-        f"{r['kind']}: {_value(r['local'], r)} -> {_value(r['remote'], r)}" for r in group
-    )
+    return "; ".join(f"{r['kind']}: {_value(r['local'], r)} -> {_value(r['remote'], r)}" for r in group)
 
 
 def _text(result: ReconcileReport, fmt: str) -> str:
@@ -279,12 +287,18 @@ def _emit(ctx: Ctx, result: ReconcileReport, fmt: str, output: Path | None) -> N
 def _plan_table(result: ReconcileReport) -> Any:
     from stripectl.render import Column, Rows, rich_table
 
-    return rich_table(Rows(
-        title="Fix plan (mirror only; Stripe is never written)",
-        columns=[Column("subscription", "subscription"), Column("action", "action"),
-                 Column("kinds", "drift"), Column("outcome", "outcome")],
-        rows=[a.to_json() for a in result.fix_plan or []],
-    ))
+    return rich_table(
+        Rows(
+            title="Fix plan (mirror only; Stripe is never written)",
+            columns=[
+                Column("subscription", "subscription"),
+                Column("action", "action"),
+                Column("kinds", "drift"),
+                Column("outcome", "outcome"),
+            ],
+            rows=[a.to_json() for a in result.fix_plan or []],
+        )
+    )
 
 
 def _notes(ctx: Ctx, result: ReconcileReport) -> None:
@@ -299,8 +313,9 @@ def _notes(ctx: Ctx, result: ReconcileReport) -> None:
         elif result.fix_applied:
             ctx.note(f"fix: repaired {result.fixed} of {len(result.fix_plan)} mirror rows")
         else:
-            ctx.note(f"fix: {len(result.fix_plan)} mirror rows would change; "
-                     "re-run with --fix --yes to apply")
+            ctx.note(
+                f"fix: {len(result.fix_plan)} mirror rows would change; re-run with --fix --yes to apply"
+            )
 
 
 def _history(ctx: Ctx, store: Any, fmt: str, limit: int) -> None:

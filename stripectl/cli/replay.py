@@ -17,6 +17,7 @@ from stripectl.cli.common import (
     progress,
 )
 from stripectl.cli.replay_render import render_replay
+from stripectl.cli.stripe_opts import GraceOpt, check_grace
 from stripectl.errors import ConfigError, UsageError
 
 HELP = f"""Verify saved Stripe webhook deliveries and apply them to the SQLite mirror.
@@ -45,9 +46,7 @@ def register(app: typer.Typer) -> None:
 @guarded
 def replay_webhook(
     tctx: typer.Context,
-    paths: Annotated[
-        list[Path], typer.Argument(help="Envelope files, JSONL files, folders, HTTP dumps.")
-    ],
+    paths: Annotated[list[Path], typer.Argument(help="Envelope files, JSONL files, folders, HTTP dumps.")],
     secret: Annotated[
         list[str] | None,
         typer.Option(
@@ -61,17 +60,10 @@ def replay_webhook(
     tolerance: Annotated[
         int, typer.Option(help="Max seconds between the signature's t= and received_at.", min=0)
     ] = 300,
-    grace: Annotated[
-        str,
-        typer.Option(
-            help="past_due access: retry (while a retry is scheduled), none, always, or Nd."
-        ),
-    ] = "retry",
+    grace: GraceOpt = "retry",
     unsigned: Annotated[
         bool,
-        typer.Option(
-            "--unsigned", help="Accept bare event JSON without a signature (marked unverified)."
-        ),
+        typer.Option("--unsigned", help="Accept bare event JSON without a signature (marked unverified)."),
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Verify and simulate; write nothing to the database.")
@@ -112,12 +104,7 @@ def replay_webhook(
     secrets = [s.strip() for s in (secret or []) if s.strip()]
     if events not in ("auto", "all", "problems", "none"):
         raise UsageError(f"--events must be auto, all, problems or none, got {events!r}")
-    from stripectl.webhooks.statemachine import parse_grace
-
-    try:
-        grace = parse_grace(grace)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    grace = check_grace(grace)
     for s in secrets:
         if not s.startswith("whsec_"):
             ctx.note("warning: a --secret does not start with whsec_; is it an endpoint secret?")
@@ -157,9 +144,7 @@ def replay_webhook(
             jobs=jobs or default_jobs(),
         )
         with progress(ctx, "replaying") as advance:
-            report = replay_inspected(
-                store, inspected, options, progress=advance, chunk_size=chunk_size
-            )
+            report = replay_inspected(store, inspected, options, progress=advance, chunk_size=chunk_size)
     finally:
         store.close()
     if ctx.json:

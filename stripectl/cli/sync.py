@@ -1,11 +1,8 @@
-"""`stripectl sync`: pull subscriptions (or events) from Stripe into the mirror.
-
-Also holds the Stripe connection options shared by sync, reconcile and access.
-"""
+"""`stripectl sync`: pull subscriptions (or events) from Stripe into the mirror."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -19,51 +16,7 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-
-if TYPE_CHECKING:
-    from stripectl.gateway.client import Gateway
-    from stripectl.store import Store
-
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY).",
-        show_default=False,
-    ),
-]
-ApiBaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-base", help="Stripe API base URL (env STRIPECTL_API_BASE).", show_default=False
-    ),
-]
-LiveOpt = Annotated[bool, typer.Option("--live", help="Allow a live-mode key.")]
-GraceOpt = Annotated[
-    str,
-    typer.Option(help="past_due access: retry (while a retry is scheduled), none, always, or Nd."),
-]
-
-
-def connect_for(store: Store, api_key: str | None, api_base: str | None, live: bool) -> Gateway:
-    """A gateway whose key mode matches the mirror's data (meta `livemode`)."""
-    from stripectl.gateway.client import GatewaySettings, connect, parse_livemode
-
-    return connect(
-        GatewaySettings(api_key=api_key, api_base=api_base, live=live),
-        mirror_livemode=parse_livemode(store.meta_get("livemode")),
-    )
-
-
-def check_grace(value: str) -> str:
-    from stripectl.errors import UsageError
-    from stripectl.webhooks.statemachine import parse_grace
-
-    try:
-        return parse_grace(value)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
+from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, connect_for, gateway_settings
 
 HELP = f"""Pull every subscription from Stripe into the SQLite mirror.
 
@@ -100,8 +53,7 @@ def sync(
     since: Annotated[
         str | None,
         typer.Option(
-            help="Incremental from the Events API: `cursor`, or 2h, 7d, "
-            "2026-11-01T00:00Z, unix seconds.",
+            help="Incremental from the Events API: `cursor`, or 2h, 7d, 2026-11-01T00:00Z, unix seconds.",
             show_default=False,
         ),
     ] = None,
@@ -122,7 +74,7 @@ def sync(
         since_ts = parse_since(since)
     store = open_store(ctx.db)
     try:
-        gateway = connect_for(store, api_key, api_base, live)
+        gateway = connect_for(store, gateway_settings(api_key, api_base, live))
         with progress(ctx, "syncing subscriptions") as advance:
             if since is None:
                 report = full_sync(store, gateway, progress=advance)

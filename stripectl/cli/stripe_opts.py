@@ -1,0 +1,76 @@
+"""Options for the commands that talk to Stripe, and opening the gateway.
+
+One definition for payments, checkout, sync, reconcile, access and events,
+so the flags, env vars and the key-mode guard read the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from stripectl.gateway.client import Gateway, GatewaySettings
+    from stripectl.store import Store
+
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY). Live keys need --live.",
+        show_default=False,
+    ),
+]
+ApiBaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-base",
+        help="Stripe API base URL, e.g. a local test server (env STRIPECTL_API_BASE).",
+        show_default=False,
+    ),
+]
+LiveOpt = Annotated[bool, typer.Option("--live", help="Allow a live-mode key (sk_live_/rk_live_).")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each HTTP answer.")
+]
+RetriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--network-retries",
+        min=0,
+        max=5,
+        help="SDK retries on network errors / 409 / 5xx (always with the same key).",
+    ),
+]
+GraceOpt = Annotated[
+    str,
+    typer.Option(help="past_due access: retry (while a retry is scheduled), none, always, or Nd."),
+]
+
+
+def check_grace(value: str) -> str:
+    from stripectl.errors import UsageError
+    from stripectl.webhooks.statemachine import parse_grace
+
+    try:
+        return parse_grace(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def gateway_settings(
+    api_key: str | None, api_base: str | None, live: bool, timeout: float = 30.0, retries: int = 2
+) -> GatewaySettings:
+    from stripectl.gateway.client import GatewaySettings
+
+    return GatewaySettings(
+        api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries
+    )
+
+
+def connect_for(store: Store, settings: GatewaySettings) -> Gateway:
+    """A gateway whose key mode matches the mirror's data (meta `livemode`)."""
+    from stripectl.gateway.client import connect, parse_livemode
+
+    return connect(settings, mirror_livemode=parse_livemode(store.meta_get("livemode")))
