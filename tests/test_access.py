@@ -7,37 +7,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from click.testing import Result
-from typer.testing import CliRunner
-
-from stripectl.cli.app import app
 from stripectl.store import open_store
-from stripectl.store.mirror import get_row, put_rows
+from stripectl.store.mirror import get_row
 from tests import factories as f
 from tests.conftest import free_port
+from tests.drift_helpers import cli, put
 from tests.fakes.base import serve
 from tests.fakes.subscriptions import FakeSubscriptions
-
-KEY = "sk_test_stripectl_fake_0000"
-runner = CliRunner()
-
-
-def cli(url: str, db: Path, *args: str) -> Result:
-    return runner.invoke(
-        app, [*args, "--api-key", KEY, "--api-base", url, "--db", str(db)], catch_exceptions=False
-    )
 
 
 def sub(n: int, **kw: Any) -> dict[str, Any]:
     kw.setdefault("metadata", {"user_id": f"user_{n}", "plan_name": "basic"})
     return f.subscription(id=f"sub_acc{n:03d}", customer=f"cus_acc{n:03d}", created=f.T0 + n, **kw)
 
-
-def put(db: Path, table: str, rows: list[dict[str, Any]]) -> None:
-    store = open_store(str(db))
-    with store.transaction():
-        put_rows(store, table, rows)
-    store.close()
 
 
 def mirror(db: Path, table: str, row_id: str) -> dict[str, Any] | None:

@@ -9,22 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
-from stripectl.cli.app import app
 from tests import factories as f
+from tests.drift_helpers import cli
 from tests.fakes.base import serve
 from tests.fakes.subscriptions import FakeSubscriptions
-
-KEY = "sk_test_stripectl_fake_0000"
-runner = CliRunner()
-
-
-def cli(url: str, db: Path, *args: str) -> Result:
-    return runner.invoke(
-        app, [*args, "--api-key", KEY, "--api-base", url, "--db", str(db)], catch_exceptions=False
-    )
 
 
 def sub(n: int, **kw: Any) -> dict[str, Any]:

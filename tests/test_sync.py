@@ -7,25 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from click.testing import Result
-from typer.testing import CliRunner
-
-from stripectl.cli.app import app
 from stripectl.store import open_store
 from stripectl.store.mirror import get_row, put_rows
 from tests import factories as f
+from tests.drift_helpers import cli
 from tests.fakes.base import FakeStripe, Request, Response, serve
 from tests.fakes.events import FakeEvents
 from tests.fakes.subscriptions import FakeSubscriptions
-
-KEY = "sk_test_stripectl_fake_0000"
-runner = CliRunner()
-
-
-def cli(url: str, db: Path, *args: str) -> Result:
-    return runner.invoke(
-        app, [*args, "--api-key", KEY, "--api-base", url, "--db", str(db)], catch_exceptions=False
-    )
 
 
 def sub(n: int, **kw: Any) -> dict[str, Any]:
