@@ -14,7 +14,6 @@ from stripectl.cli.stripe_opts import (
     GraceOpt,
     LiveOpt,
     check_grace,
-    connect_for,
     gateway_settings,
 )
 
@@ -93,9 +92,11 @@ def access(
     age_limit = _max_age(max_age)
     if age_limit is not None and not offline:
         raise UsageError("--max-age applies with --offline (online answers are fresh)")
+    from stripectl.services.connection import open_gateway
+
     store = open_store(ctx.db)
     try:
-        gateway = None if offline else connect_for(store, gateway_settings(api_key, api_base, live))
+        gateway = None if offline else open_gateway(store, gateway_settings(api_key, api_base, live))
         report = check_access(store, gateway, subject, grace=grace, max_age=age_limit)
     finally:
         store.close()

@@ -121,7 +121,8 @@ def create(
 ) -> None:
     ctx = make_ctx(tctx, db, json_out, debug)
     from stripectl.services.checkout import CheckoutRequest, create_checkout, prepare_checkout
-    from stripectl.services.payments import open_gateway, parse_metadata
+    from stripectl.services.connection import open_gateway
+    from stripectl.services.payments import parse_metadata
     from stripectl.store import open_store
 
     req = CheckoutRequest(

@@ -39,8 +39,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 findings; 2 usage; 3 config/auth; 4 Stripe API; "
-    "5 network; 6 local store; 70 bug."
+    "Exit codes: 0 ok; 1 findings; 2 usage; 3 config/auth; 4 Stripe API; 5 network; 6 local store; 70 bug."
 )
 
 
@@ -159,9 +158,7 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 @contextmanager
-def progress(
-    ctx: Ctx, description: str, total: int | None = None
-) -> Iterator[Callable[[int], None]]:
+def progress(ctx: Ctx, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on a terminal; a no-op callback otherwise."""
     if not ctx.interactive or ctx.json:
         yield lambda advance: None

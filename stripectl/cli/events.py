@@ -15,7 +15,7 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, connect_for, gateway_settings
+from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, gateway_settings
 
 events_app = typer.Typer(
     name="events",
@@ -82,9 +82,11 @@ def pull(
     from stripectl.timeparse import parse_since
 
     since_ts = None if since is None or since.strip().lower() == "cursor" else parse_since(since)
+    from stripectl.services.connection import open_gateway
+
     store = open_store(ctx.db)
     try:
-        gateway = connect_for(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
         with progress(ctx, "pulling events") as advance:
             report = pull_events(
                 store,

@@ -27,7 +27,5 @@ def render_forward(ctx: Ctx, report: dict[str, Any]) -> None:
             redact(str(r.get("error") or "")),
         )
     ctx.out.print(table)
-    bad = sum(
-        1 for r in results if not (isinstance(r.get("status"), int) and 200 <= r["status"] < 300)
-    )
+    bad = sum(1 for r in results if not (isinstance(r.get("status"), int) and 200 <= r["status"] < 300))
     ctx.out.print(f"{len(results)} forwarded, {bad} not 2xx", highlight=False)

@@ -42,15 +42,12 @@ def export(
     tctx: typer.Context,
     since: Annotated[
         str | None,
-        typer.Option(
-            help="Only deliveries received since: 2h, 7d, 2026-11-01T00:00Z, unix seconds."
-        ),
+        typer.Option(help="Only deliveries received since: 2h, 7d, 2026-11-01T00:00Z, unix seconds."),
     ] = None,
     outcome: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only this outcome (repeatable): applied, duplicate, stale, anomaly, ignored, "
-            "rejected.",
+            help="Only this outcome (repeatable): applied, duplicate, stale, anomaly, ignored, rejected.",
             show_default=False,
         ),
     ] = None,
@@ -63,9 +60,7 @@ def export(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option(
-            "--output", "-o", help="Write to this file instead of stdout.", show_default=False
-        ),
+        typer.Option("--output", "-o", help="Write to this file instead of stdout.", show_default=False),
     ] = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,

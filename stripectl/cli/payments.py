@@ -194,11 +194,11 @@ def create(
 ) -> None:
     ctx = make_ctx(tctx, db, json_out, debug)
     from stripectl import money
+    from stripectl.services.connection import open_gateway
     from stripectl.services.payments import (
         ACCESS_NOTE,
         PaymentRequest,
         create_payment,
-        open_gateway,
         parse_metadata,
         prepare_payment,
     )

@@ -23,7 +23,6 @@ from stripectl.cli.stripe_opts import (
     GraceOpt,
     LiveOpt,
     check_grace,
-    connect_for,
     gateway_settings,
 )
 
@@ -140,6 +139,8 @@ def reconcile(
     reports = _parse_reports(report_to or [])
     ignored = check_kinds(ignore or [])
     grace = check_grace(grace)
+    from stripectl.services.connection import open_gateway
+
     store = open_store(ctx.db)
     try:
         if history:
@@ -148,7 +149,7 @@ def reconcile(
         from stripectl.services.reconcile import ReconcileOptions
         from stripectl.services.reconcile import reconcile as run
 
-        gateway = connect_for(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
         wants_junit = fmt == "junit" or any(f == "junit" for f, _ in reports)
         options = ReconcileOptions(
             grace=grace, ignore=ignored, fix=fix, apply=fix and yes, collect_in_sync=wants_junit

@@ -98,6 +98,4 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
 
     parts = [f"{k} {summary[k]}" for k in summary if k != "total" and summary[k]]
     prefix = "dry run, nothing written: " if report.get("dry_run") else ""
-    ctx.out.print(
-        f"{prefix}{summary['total']} deliveries: " + (", ".join(parts) or "none"), highlight=False
-    )
+    ctx.out.print(f"{prefix}{summary['total']} deliveries: " + (", ".join(parts) or "none"), highlight=False)

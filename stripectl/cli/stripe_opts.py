@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from stripectl.gateway.client import Gateway, GatewaySettings
-    from stripectl.store import Store
+    from stripectl.gateway.client import GatewaySettings
 
 ApiKeyOpt = Annotated[
     str | None,
@@ -67,10 +66,3 @@ def gateway_settings(
     return GatewaySettings(
         api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries
     )
-
-
-def connect_for(store: Store, settings: GatewaySettings) -> Gateway:
-    """A gateway whose key mode matches the mirror's data (meta `livemode`)."""
-    from stripectl.gateway.client import connect, parse_livemode
-
-    return connect(settings, mirror_livemode=parse_livemode(store.meta_get("livemode")))

@@ -16,7 +16,7 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, connect_for, gateway_settings
+from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, gateway_settings
 
 HELP = f"""Pull every subscription from Stripe into the SQLite mirror.
 
@@ -72,9 +72,11 @@ def sync(
     since_ts = None
     if since is not None and since.strip().lower() != "cursor":
         since_ts = parse_since(since)
+    from stripectl.services.connection import open_gateway
+
     store = open_store(ctx.db)
     try:
-        gateway = connect_for(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
         with progress(ctx, "syncing subscriptions") as advance:
             if since is None:
                 report = full_sync(store, gateway, progress=advance)

@@ -50,12 +50,8 @@ Exit 0 after a clean shutdown. {EXIT_CODES_HELP}
 def listen(
     tctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(help="Port; 0 picks a free one (printed).", min=0, max=65535)
-    ] = 4242,
-    path: Annotated[
-        str, typer.Option(help="URL path that accepts deliveries.")
-    ] = "/webhooks/stripe",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one (printed).", min=0, max=65535)] = 4242,
+    path: Annotated[str, typer.Option(help="URL path that accepts deliveries.")] = "/webhooks/stripe",
     secret: Annotated[
         list[str] | None,
         typer.Option(
@@ -78,9 +74,7 @@ def listen(
     ctx = make_ctx(tctx, db, json_out, debug)
     secrets = [s.strip() for s in (secret or []) if s.strip()]
     if not secrets:
-        raise ConfigError(
-            "no webhook secret", hint="pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET"
-        )
+        raise ConfigError("no webhook secret", hint="pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET")
     if not path.startswith("/"):
         raise UsageError(f"--path must start with '/', got {path!r}")
     for s in secrets:

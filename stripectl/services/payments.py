@@ -22,15 +22,14 @@ from stripectl.errors import (
     StripectlError,
     UsageError,
 )
-from stripectl.gateway.client import Gateway, GatewaySettings, connect, parse_livemode
+from stripectl.gateway.client import Gateway
 from stripectl.gateway.payments import Created, Failure, create_payment_intent
 from stripectl.services import ledger
 from stripectl.store import Store, mirror
 from stripectl.webhooks import snapshots
 
 ACCESS_NOTE = (
-    "status is provisional: grant access on the payment_intent.succeeded webhook, "
-    "never on this response"
+    "status is provisional: grant access on the payment_intent.succeeded webhook, never on this response"
 )
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY = 40
@@ -63,17 +62,11 @@ def check_metadata(md: dict[str, str]) -> None:
             raise UsageError(f"metadata key {k!r} may not contain square brackets")
         if len(v) > METADATA_MAX_VALUE:
             raise UsageError(
-                f"metadata value for {k!r} is {len(v)} characters; Stripe allows "
-                f"{METADATA_MAX_VALUE}"
+                f"metadata value for {k!r} is {len(v)} characters; Stripe allows {METADATA_MAX_VALUE}"
             )
 
 
 # --- the ledgered create ------------------------------------------------------
-
-
-def open_gateway(store: Store, settings: GatewaySettings) -> Gateway:
-    """Key-mode guard included: a test key never acts on a live-mode mirror."""
-    return connect(settings, mirror_livemode=parse_livemode(store.meta_get("livemode")))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,12 @@
+"""Opening Stripe for a given mirror: the key-mode guard every command shares."""
+
+from __future__ import annotations
+
+from stripectl.gateway.client import Gateway, GatewaySettings, connect, parse_livemode
+from stripectl.store import Store
+
+
+def open_gateway(store: Store, settings: GatewaySettings) -> Gateway:
+    """A gateway whose key mode matches the mirror's data (meta `livemode`):
+    a test key never acts on a live-mode mirror, nor a live key on a test one."""
+    return connect(settings, mirror_livemode=parse_livemode(store.meta_get("livemode")))
