@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from stripectl.cli.app import app
 from stripectl.gateway.client import GatewaySettings
 from stripectl.services import ledger
+from stripectl.services.connection import open_gateway
 from stripectl.services.payments import (
     PaymentRequest,
     PaymentResult,
     create_payment,
-    open_gateway,
     prepare_payment,
 )
 from stripectl.store import open_store

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from stripectl.cli.app import app
 from stripectl.errors import StripeAPIError
 from stripectl.gateway.client import GatewaySettings
+from stripectl.services.connection import open_gateway
 from stripectl.services.ledger import LedgerOptions
-from stripectl.services.payments import PaymentRequest, PaymentResult, create_payment, open_gateway
+from stripectl.services.payments import PaymentRequest, PaymentResult, create_payment
 from stripectl.store import open_store
 from tests.fakes.base import serve
 from tests.fakes.idempotent import FAKE_KEY, Fake, IdempotentStripe, conn_args, ledger_rows
