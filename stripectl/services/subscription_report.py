@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 from stripectl.webhooks.statemachine import decide_access
 
+_BATCH = 500
+
 
 class ReportView(Protocol):
     def get_many(self, table: str, ids: list[str]) -> dict[str, dict[str, Any]]: ...
@@ -46,6 +48,17 @@ def subscription_report(
     view: ReportView, sub_ids: list[str], *, grace: str, now: int | None = None
 ) -> list[dict[str, Any]]:
     clock = now if now is not None else int(time.time())
+    out: list[dict[str, Any]] = []
+    # In batches: loading every invoice of 10,000 subscriptions at once (the
+    # 100k-delivery bench) lifted replay's peak RSS from ~150 to ~215 MB.
+    for start in range(0, len(sub_ids), _BATCH):
+        out.extend(_report_batch(view, sub_ids[start : start + _BATCH], grace, clock))
+    return out
+
+
+def _report_batch(
+    view: ReportView, sub_ids: list[str], grace: str, clock: int
+) -> list[dict[str, Any]]:
     rows = view.get_many("subscriptions", sub_ids)
     invoices = latest_invoices(view.invoices_for(list(rows)))
     out: list[dict[str, Any]] = []

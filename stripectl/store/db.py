@@ -219,10 +219,19 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
     else:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # Takes effect only when the file is created (a no-op on an existing WAL
+        # mirror). `events` rows are ~3.5 KB (raw bodies): with 4 KB pages each
+        # needs a page of its own; 16 KB pages cut the replay bench's SQLite
+        # write + checkpoint cost from ~40 to ~28 us per delivery.
+        conn.execute("PRAGMA page_size=16384")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode still survives a process kill; only a power cut can
         # lose the last commits, never corrupt the file.
         conn.execute("PRAGMA synchronous=NORMAL")
+        # Delivery ids are sha256 hex: inserts and dedupe lookups hit random
+        # index pages. The default 2 MB cache stops holding them past ~20k
+        # events; 16 MB took the bench's 50k-row insert from ~42 to ~34 us/row.
+        conn.execute("PRAGMA cache_size=-16000")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 

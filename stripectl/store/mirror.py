@@ -15,6 +15,8 @@ from stripectl.store.db import Store
 
 MIRROR_TABLES = ("subscriptions", "customers", "invoices", "checkout_sessions", "payment_intents")
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
+# A tuple, not `dict | list`: that builds a UnionType per value checked (~20 values a row).
+_JSON_VALUES = (dict, list)
 
 
 def get_rows(store: Store, table: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -42,7 +44,7 @@ def put_rows(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         cols = tuple(row)
         groups.setdefault(cols, []).append(
-            tuple(json.dumps(v) if isinstance(v, dict | list) else v for v in row.values())
+            tuple(json.dumps(v) if isinstance(v, _JSON_VALUES) else v for v in row.values())
         )
     for cols, values in groups.items():
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")

@@ -12,8 +12,9 @@ Only a path that cannot be opened at all is a usage error.
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,22 +33,30 @@ def iter_deliveries(paths: list[Path], *, allow_unsigned: bool = False) -> Itera
 
 def iter_raw(paths: list[Path], *, allow_unsigned: bool = False) -> Iterator[Delivery | RawLine]:
     """Like iter_deliveries, but JSONL lines come unparsed (see services/parallel.py)."""
+    for file in iter_files(paths):
+        yield from read_file(file, allow_unsigned)
+
+
+def iter_files(paths: list[Path]) -> Iterator[Path]:
+    """The files `paths` name, folders expanded (recursive, sorted, no dot-files)."""
     for path in paths:
         if path.is_dir():
-            files = sorted(
+            yield from sorted(
                 p
                 for p in path.rglob("*")
                 if p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
-            for file in files:
-                yield from _read_file(file, allow_unsigned)
         elif path.is_file():
-            yield from _read_file(path, allow_unsigned)
+            yield path
         elif not path.exists():
             raise UsageError(f"{path}: no such file or folder")
         else:
             raise UsageError(f"{path}: not a regular file or folder")
+
+
+def is_jsonl(path: Path) -> bool:
+    return path.suffix.lower() in _JSONL_SUFFIXES
 
 
 def _open(path: Path) -> Any:
@@ -57,9 +66,9 @@ def _open(path: Path) -> Any:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def _read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]:
+def read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]:
     name = str(path)
-    if path.suffix.lower() in _JSONL_SUFFIXES:
+    if is_jsonl(path):
         yield from _read_jsonl(path, allow_unsigned, raw=True)
         return
     with _open(path) as f:
@@ -123,14 +132,31 @@ def _read_jsonl(
 ) -> Iterator[Delivery | RawLine]:
     with _open(path) as f:
         seen_any = False
-        for lineno, data in enumerate(f, 1):
-            if not data.strip():
-                continue
+        for line in _lines(str(path), f, 1):
             seen_any = True
-            line = RawLine(f"{path}:{lineno}", data)
             yield line if raw else delivery_from_line(line, allow_unsigned)
         if not seen_any:
-            yield Delivery(source=str(path), body=b"", error="empty", error_detail="empty file")
+            yield empty_file(path)
+
+
+def empty_file(path: Path) -> Delivery:
+    return Delivery(source=str(path), body=b"", error="empty", error_detail="empty file")
+
+
+def _lines(name: str, lines: Iterable[bytes], first_lineno: int) -> Iterator[RawLine]:
+    for lineno, data in enumerate(lines, first_lineno):
+        if data.strip():
+            yield RawLine(f"{name}:{lineno}", data)
+
+
+def read_jsonl_range(path: Path, start: int, end: int, first_lineno: int) -> Iterator[RawLine]:
+    """The non-blank lines in bytes [start, end) of a JSONL file; `start` is a
+    line start and `first_lineno` its line number (see services/parallel.py)."""
+    with _open(path) as f:
+        f.seek(start)
+        data = f.read(end - start)
+    # BytesIO splits exactly as iterating the file does (on b"\n", kept).
+    yield from _lines(str(path), io.BytesIO(data), first_lineno)
 
 
 def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: bool) -> Delivery:
