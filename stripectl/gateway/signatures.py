@@ -18,15 +18,21 @@ class SignatureRejected(Exception):
 
 
 def signature_timestamp(header: str) -> int | None:
-    """The `t=` of a Stripe-Signature header, or None if there is none."""
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    """The `t=` of a Stripe-Signature header, parsed exactly as stripe-python
+    parses it (split on "," then "=", key compared as is), or None.
+
+    It must be the very timestamp the SDK verifies the HMAC with: a header
+    such as `v0=x, t=<now>,t=<old>,v1=<sig>` would otherwise pass the HMAC
+    with <old> and the freshness check with <now>. More than one `t` is
+    refused outright.
+    """
+    stamps = [item[1] for item in (p.split("=", 2) for p in header.split(",")) if item[0] == "t" and len(item) > 1]
+    if len(stamps) != 1 or any(p.strip().startswith("t=") for p in header.split(",") if not p.startswith("t=")):
+        return None
+    try:
+        return int(stamps[0])
+    except ValueError:
+        return None
 
 
 def verify(payload: str, header: str | None, secrets: list[str]) -> int:

@@ -53,6 +53,9 @@ class EventResult:
     created: int | None = None
     verified: bool = False
     note: str | None = None
+    # For a duplicate of a delivery stored as rejected: that rejection's reason
+    # (the listener answers such a resend with the same 400, not a 200).
+    rejected_before: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -234,6 +237,8 @@ def _process_chunk(
             res.outcome, res.reason = "duplicate", "delivery already stored"
             if prior is not None and prior[0] != "duplicate":
                 res.note = f"stored earlier as {prior[0]}" + (f": {prior[1]}" if prior[1] else "")
+                if prior[0] == "rejected":
+                    res.rejected_before = prior[1] or "rejected"
             continue
         if prior is not None:
             res.note = f"re-checked: stored earlier as rejected: {prior[1]}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,9 @@ def read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]:
             source=name, body=raw, error="malformed", error_detail=f"invalid JSON: {exc}"
         )
         return
+    except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
+        yield Delivery(source=name, body=raw, error="malformed", error_detail=f"unreadable JSON: {exc}")
+        return
     if isinstance(doc, list):
         for i, item in enumerate(doc, 1):
             yield _from_document(f"{name}[{i}]", item, None, allow_unsigned)
@@ -117,7 +121,7 @@ def delivery_from_line(line: RawLine, allow_unsigned: bool) -> Delivery:
         return Delivery(
             source=line.source, body=line.data, error="not_utf8", error_detail="line is not UTF-8"
         )
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # incl. JSONDecodeError, huge integers
         return Delivery(
             source=line.source,
             body=line.data,
@@ -191,11 +195,22 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
     if not isinstance(headers, dict):
         headers = {}
     headers = {str(k): str(v) for k, v in headers.items()}
-    received_at = (
-        int(received)
-        if isinstance(received, int | float) and not isinstance(received, bool)
-        else None
-    )
+    received_at = None
+    if received is not None:
+        if (
+            isinstance(received, bool)
+            or not isinstance(received, int | float)
+            or not math.isfinite(received)
+            or not 0 <= received < 2**40
+        ):
+            return Delivery(
+                source=source,
+                body=raw or b"",
+                headers=headers,
+                error="malformed",
+                error_detail=f"received_at must be unix seconds, got {str(received)[:40]!r}",
+            )
+        received_at = int(received)
     if not isinstance(body, str):
         return Delivery(
             source=source,

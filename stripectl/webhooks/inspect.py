@@ -149,6 +149,8 @@ def inspect(
         event = json.loads(text)
     except json.JSONDecodeError as exc:
         return result.reject("malformed", f"invalid JSON: {exc.msg} at {exc.pos}")
+    except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
+        return result.reject("malformed", f"unreadable JSON: {str(exc)[:80]}")
     if not isinstance(event, dict):
         return result.reject("malformed", "body is not a JSON object")
     result.event_id = event.get("id") if isinstance(event.get("id"), str) else None
