@@ -6,9 +6,12 @@ import re
 
 # sk_/rk_ API keys, whsec_ webhook secrets, and PaymentIntent / SetupIntent /
 # Checkout client secrets (pi_..._secret_...).
+# No leading \b: a key can follow letters or digits in URL-encoded text
+# ("%3Dsk_test_..."). Checkout client secrets carry their mode:
+# cs_test_<id>_secret_<x>.
 _SECRET = re.compile(
-    r"\b((?:sk|rk)_(?:test|live)_|whsec_)[A-Za-z0-9_]+"
-    r"|\b((?:pi|seti|cs)_[A-Za-z0-9]+_secret_)[A-Za-z0-9_]+"
+    r"((?:sk|rk)_(?:test|live)_|whsec_)[A-Za-z0-9_]+"
+    r"|((?:pi|seti)_[A-Za-z0-9]+_secret_|cs_(?:test|live)_[A-Za-z0-9]+_secret_)[A-Za-z0-9_]+"
 )
 
 

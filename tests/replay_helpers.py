@@ -15,13 +15,15 @@ from tests import factories as f
 SECRET = f.EXAMPLE_SECRET
 runner = CliRunner()
 
-# Mirror columns that describe state; bookkeeping (updated_at, status_since,
-# source) records *when/how* we learned it and is excluded from comparisons.
+# Mirror columns that describe state (and status_since, which must not depend
+# on delivery order either); updated_at and source record when/how we learned
+# it and are excluded from comparisons.
 STATE_COLUMNS = {
     "subscriptions": "id, customer, status, price, quantity, items, current_period_end, "
-    "cancel_at_period_end, metadata, user_id, plan_name, livemode, last_event_id, last_event_created",
+    "cancel_at_period_end, metadata, user_id, plan_name, livemode, last_event_id, last_event_created, "
+    "status_since, status_since_exact",
     "invoices": "id, customer, subscription, status, attempt_count, next_payment_attempt, "
-    "action_required, last_event_id",
+    "action_required, last_failure_at, last_event_id",
     "customers": "id, email, metadata, deleted, last_event_id",
     "checkout_sessions": "id, status, subscription, user_id, plan_name, last_event_id",
 }

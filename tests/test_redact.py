@@ -23,3 +23,9 @@ def test_redact_free_text() -> None:
     ):
         assert secret not in out
     assert "sk_live_...9999" in out and "whsec_...0000" in out and "pi_3ABC_secret_..." in out
+
+
+def test_checkout_client_secret_and_url_encoded_keys() -> None:
+    out = redact("cs_test_a1B2c3_secret_XyZ9secret and q=%3Dsk_test_abcdEFGH12345678")
+    assert "XyZ9secret" not in out and "abcdEFGH12345678" not in out
+    assert "cs_test_a1B2c3_secret_..." in out and "sk_test_...5678" in out

@@ -70,6 +70,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             "customer": str,
             "status": str,
             "status_since": int,
+            "status_since_exact": int,  # 1: from the event that made the change
             "price": str,
             "quantity": int,
             "items": str,  # JSON [{price, quantity, current_period_end}]
@@ -186,6 +187,10 @@ class Store:
             raise StoreError(f"cannot lock the mirror {self.path}: {exc}") from exc
         try:
             yield self.conn
+        except sqlite3.Error as exc:
+            self.conn.execute("ROLLBACK")
+            # Disk full, I/O error, read-only file: the store's fault, not a bug.
+            raise StoreError(f"cannot write to the mirror {self.path}: {exc}") from exc
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise

@@ -47,6 +47,10 @@ def is_newer(ins: Inspected, new_status: str | None, stored: dict[str, Any]) -> 
     stored_created = stored.get("last_event_created")
     if stored_created is None or created != stored_created:
         return stored_created is None or created > stored_created
+    if not str(stored.get("last_event_id") or "").startswith("evt_"):
+        # The row is a listing / API snapshot stamped with the second it was
+        # taken: an event of that same second may be later, never earlier.
+        return True
     rank, stored_rank = type_rank(ins.type), type_rank(stored.get("last_event_type"))
     if rank != stored_rank:
         return rank > stored_rank
@@ -70,16 +74,14 @@ def apply_event(
     stored = view.get(table, row["id"])
     new_status = row.get("status")
     if stored is not None and not is_newer(ins, new_status, stored):
+        _refine_from_stale(view, table, ins, new_status, stored)
         return "stale", f"mirror holds a newer snapshot ({stored.get('last_event_id')})"
 
     if table == "subscriptions":
         problem = transition_problem(stored.get("status") if stored else None, str(new_status))
         if problem is not None:
             return "anomaly", problem
-        if stored is not None and stored.get("status") == new_status:
-            row["status_since"] = stored.get("status_since")
-        else:
-            row["status_since"] = ins.created
+        row["status_since"], row["status_since_exact"] = _status_since(ins, new_status, stored)
         if not row.get("user_id"):
             link = view.checkout_link(row["id"])
             if link is None and stored is not None:
@@ -88,10 +90,7 @@ def apply_event(
                 row["user_id"], row["plan_name"] = link[0], row.get("plan_name") or link[1]
     elif table == "invoices":
         row["action_required"] = int(ins.type == "invoice.payment_action_required")
-        last_failure = stored.get("last_failure_at") if stored else None
-        row["last_failure_at"] = (
-            ins.created if ins.type == "invoice.payment_failed" else last_failure
-        )
+        row["last_failure_at"] = _last_failure(ins, stored)
     elif table == "checkout_sessions" and stored is not None:
         row["idempotency_key"] = stored.get("idempotency_key")
 
@@ -107,6 +106,55 @@ def apply_event(
     if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
         _link_subscription(view, row)
     return "applied", None
+
+
+def _changes_status(ins: Inspected, new_status: str | None) -> bool:
+    """The event is the moment the subscription entered `new_status`."""
+    return bool(ins.type and ins.type.endswith(".created")) or (
+        ins.prev_status is not None and ins.prev_status != new_status
+    )
+
+
+def _status_since(
+    ins: Inspected, new_status: str | None, stored: dict[str, Any] | None
+) -> tuple[int | None, int]:
+    """(status_since, exact) for a snapshot that replaces `stored`.
+
+    `exact` marks a time taken from the event that made the change; without
+    one the time is when the status was first seen, refined later if the
+    change event arrives out of order (see _refine_from_stale). The latest
+    change into the current status wins, so the result does not depend on
+    delivery order when the history is complete.
+    """
+    exact = _changes_status(ins, new_status)
+    if stored is None or stored.get("status") != new_status:
+        return ins.created, int(exact)
+    since, since_exact = stored.get("status_since"), int(stored.get("status_since_exact") or 0)
+    if exact and (not since_exact or since is None or (ins.created or 0) > since):
+        return ins.created, 1
+    return since, since_exact
+
+
+def _last_failure(ins: Inspected, stored: dict[str, Any] | None) -> int | None:
+    before = stored.get("last_failure_at") if stored else None
+    if ins.type != "invoice.payment_failed":
+        return before
+    return max(before or 0, ins.created or 0) or None
+
+
+def _refine_from_stale(
+    view: MirrorView, table: str, ins: Inspected, new_status: str | None, stored: dict[str, Any]
+) -> None:
+    """An older event does not replace the snapshot, but it may date it: the
+    change into the current status, or an invoice's last failed attempt."""
+    if table == "subscriptions" and stored.get("status") == new_status and _changes_status(ins, new_status):
+        since, since_exact = stored.get("status_since"), stored.get("status_since_exact")
+        if not since_exact or since is None or (ins.created or 0) > since:
+            view.put(table, {**stored, "status_since": ins.created, "status_since_exact": 1})
+    elif table == "invoices" and ins.type == "invoice.payment_failed":
+        last = _last_failure(ins, stored)
+        if last != stored.get("last_failure_at"):
+            view.put(table, {**stored, "last_failure_at": last})
 
 
 def _link_subscription(view: MirrorView, session: dict[str, Any]) -> None:
