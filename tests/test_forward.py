@@ -105,9 +105,7 @@ def original_handler() -> Iterator[Handler]:
 def saved(n: int = 5) -> list[Delivery]:
     """Saved deliveries signed long ago, given out of event order."""
     events = [
-        f.event(
-            "customer.created", f.customer(f"cus_fw{i}"), id=f"evt_fw{i}", created=LONG_AGO + 10 * i
-        )
+        f.event("customer.created", f.customer(f"cus_fw{i}"), id=f"evt_fw{i}", created=LONG_AGO + 10 * i)
         for i in range(n)
     ]
     out = []
@@ -129,25 +127,19 @@ def saved(n: int = 5) -> list[Delivery]:
 
 
 def test_sign_with_resigns_with_a_fresh_timestamp_in_event_order(fresh_handler: Handler) -> None:
-    report = forward(
-        saved(), fresh_handler.url, sign_with=HANDLER_SECRET, rate=None, stop_on_error=False
-    )
+    report = forward(saved(), fresh_handler.url, sign_with=HANDLER_SECRET, rate=None, stop_on_error=False)
 
     assert report.ok and report.summary == {"total": 5, "sent": 5, "ok": 5, "failed": 0}
     assert [r["id"] for r in fresh_handler.received] == [f"evt_fw{i}" for i in range(5)]
     assert all(r["verified"] for r in fresh_handler.received)  # within the handler's 300 s
     assert [r["event_id"] for r in report.results] == [f"evt_fw{i}" for i in range(5)]
-    assert all(
-        r["status"] == 200 and r["latency_ms"] >= 0 and r["error"] is None for r in report.results
-    )
+    assert all(r["status"] == 200 and r["latency_ms"] >= 0 and r["error"] is None for r in report.results)
     assert HANDLER_SECRET not in json.dumps(report.to_json())
 
 
 def test_without_sign_with_the_original_headers_go_out(original_handler: Handler) -> None:
     deliveries = saved(3)
-    report = forward(
-        deliveries, original_handler.url, sign_with=None, rate=None, stop_on_error=False
-    )
+    report = forward(deliveries, original_handler.url, sign_with=None, rate=None, stop_on_error=False)
 
     assert report.ok
     by_id = {r["id"]: r for r in original_handler.received}
@@ -167,24 +159,18 @@ def test_stale_original_signature_fails_a_strict_handler(fresh_handler: Handler)
 
 def test_non_2xx_continue_or_stop(fresh_handler: Handler) -> None:
     fresh_handler.fail_ids = {"evt_fw1"}
-    report = forward(
-        saved(4), fresh_handler.url, sign_with=HANDLER_SECRET, rate=None, stop_on_error=False
-    )
+    report = forward(saved(4), fresh_handler.url, sign_with=HANDLER_SECRET, rate=None, stop_on_error=False)
     assert [r["status"] for r in report.results] == [200, 500, 200, 200] and not report.ok
 
     fresh_handler.received.clear()
-    report = forward(
-        saved(4), fresh_handler.url, sign_with=HANDLER_SECRET, rate=50, stop_on_error=True
-    )
+    report = forward(saved(4), fresh_handler.url, sign_with=HANDLER_SECRET, rate=50, stop_on_error=True)
     assert [r["status"] for r in report.results] == [200, 500] and report.stopped_early
     assert len(fresh_handler.received) == 2
 
 
 def test_redirects_are_not_followed(fresh_handler: Handler, original_handler: Handler) -> None:
     fresh_handler.redirect_to = original_handler.url
-    report = forward(
-        saved(1), fresh_handler.url, sign_with=HANDLER_SECRET, rate=None, stop_on_error=False
-    )
+    report = forward(saved(1), fresh_handler.url, sign_with=HANDLER_SECRET, rate=None, stop_on_error=False)
     assert report.results[0]["status"] == 302 and not report.ok
     assert original_handler.received == []
 
@@ -192,9 +178,7 @@ def test_redirects_are_not_followed(fresh_handler: Handler, original_handler: Ha
 def test_unreachable_and_unreadable_are_reported_not_raised() -> None:
     from tests.conftest import free_port
 
-    bad = Delivery(
-        source="broken.jsonl:3", body=b"{", error="malformed", error_detail="invalid JSON"
-    )
+    bad = Delivery(source="broken.jsonl:3", body=b"{", error="malformed", error_detail="invalid JSON")
     report = forward(
         [*saved(1), bad],
         f"http://127.0.0.1:{free_port()}/x",
@@ -208,9 +192,7 @@ def test_unreachable_and_unreadable_are_reported_not_raised() -> None:
     assert not report.ok
 
 
-@pytest.mark.parametrize(
-    "url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "127.0.0.1:8000/x", "http://"]
-)
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "127.0.0.1:8000/x", "http://"])
 def test_only_http_urls(url: str) -> None:
     with pytest.raises(UsageError):
         forward(saved(1), url, sign_with=None, rate=None, stop_on_error=False)
@@ -220,10 +202,7 @@ def test_cli_forward_to_with_sign_with(tmp_path: Path, fresh_handler: Handler) -
     path = tmp_path / "d.jsonl"
     path.write_text(
         "".join(
-            json.dumps(
-                {"received_at": d.received_at, "headers": d.headers, "body": d.body.decode()}
-            )
-            + "\n"
+            json.dumps({"received_at": d.received_at, "headers": d.headers, "body": d.body.decode()}) + "\n"
             for d in saved(3)
         )
     )
@@ -234,6 +213,8 @@ def test_cli_forward_to_with_sign_with(tmp_path: Path, fresh_handler: Handler) -
         fresh_handler.url,
         "--sign-with",
         HANDLER_SECRET,
+        "--secret",
+        ORIGINAL,
         "--db",
         str(tmp_path / "m.db"),
         "--json",
@@ -246,3 +227,23 @@ def test_cli_forward_to_with_sign_with(tmp_path: Path, fresh_handler: Handler) -
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 1
     assert HANDLER_SECRET not in result.stdout + result.stderr
+
+
+def test_sign_with_never_vouches_for_an_unverified_delivery(tmp_path: Path, fresh_handler: Handler) -> None:
+    good, forged = saved(2)
+    forged.body = forged.body.replace(b"cus_fw", b"cus_XX")  # tampered after signing
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"received_at": d.received_at, "headers": d.headers, "body": d.body.decode()}) + "\n"
+            for d in (good, forged)
+        )
+    )
+    base = ["replay-webhook", str(path), "--forward-to", fresh_handler.url, "--sign-with", HANDLER_SECRET]
+    refused = runner.invoke(app, base, catch_exceptions=False)
+    assert refused.exit_code == 3 and "--secret" in refused.stderr  # no way to verify: nothing sent
+    result = runner.invoke(app, [*base, "--secret", ORIGINAL, "--json"], catch_exceptions=False)
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert [r["event_id"] for r in data["results"]] == [json.loads(good.body)["id"]]
+    assert [r["reason"] for r in data["not_forwarded"]] == ["bad_signature"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +20,9 @@ from stripectl.cli.common import (
 from stripectl.cli.replay_render import render_replay
 from stripectl.cli.stripe_opts import GraceOpt, check_grace
 from stripectl.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from stripectl.webhooks.delivery import Delivery
 
 HELP = f"""Verify saved Stripe webhook deliveries and apply them to the SQLite mirror.
 
@@ -112,7 +116,19 @@ def replay_webhook(
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")
     if forward_to is not None:
-        _forward(ctx, paths, forward_to, sign_with, rate, stop_on_error, unsigned, timeout)
+        _forward(
+            ctx,
+            paths,
+            forward_to,
+            sign_with,
+            rate,
+            stop_on_error,
+            unsigned,
+            timeout,
+            secrets,
+            tolerance,
+            max_body_bytes,
+        )
         return
     if sign_with or rate or stop_on_error:
         raise UsageError("--sign-with, --rate and --stop-on-error need --forward-to")
@@ -163,6 +179,9 @@ def _forward(
     stop_on_error: bool,
     unsigned: bool,
     timeout: float,
+    secrets: list[str],
+    tolerance: int,
+    max_body_bytes: int,
 ) -> None:
     from stripectl.cli.forward_render import render_forward
     from stripectl.services.forward import forward
@@ -170,9 +189,21 @@ def _forward(
 
     if sign_with is not None and not sign_with.startswith("whsec_"):
         raise ConfigError("--sign-with must be a webhook secret (whsec_...)")
+    deliveries = iter_deliveries(paths, allow_unsigned=unsigned)
+    refused: list[dict[str, Any]] = []
+    if sign_with is not None:
+        # Re-signing vouches for the body: only deliveries that pass the
+        # original check may get a fresh signature, or a forged or stale
+        # capture would come out valid.
+        if not secrets and not unsigned:
+            raise ConfigError(
+                "--sign-with re-signs deliveries: pass --secret so each is verified first",
+                hint="or --unsigned to forward bare events you vouch for",
+            )
+        deliveries = _verified(deliveries, secrets, tolerance, max_body_bytes, refused)
     with progress(ctx, "forwarding") as advance:
         report = forward(
-            iter_deliveries(paths, allow_unsigned=unsigned),
+            deliveries,
             url,
             sign_with=sign_with,
             rate=rate,
@@ -180,8 +211,28 @@ def _forward(
             timeout=timeout,
             progress=advance,
         )
+    for r in refused:
+        ctx.note(f"not forwarded: {r['source']}: {r['reason']} (re-signing needs a verified delivery)")
+    data = {**report.to_json(), "not_forwarded": refused}
     if ctx.json:
-        ctx.emit_json(report.to_json())
+        ctx.emit_json(data)
     else:
-        render_forward(ctx, report.to_json())
-    raise typer.Exit(0 if report.ok else 1)
+        render_forward(ctx, data)
+    raise typer.Exit(0 if report.ok and not refused else 1)
+
+
+def _verified(
+    deliveries: Iterator[Delivery],
+    secrets: list[str],
+    tolerance: int,
+    max_body_bytes: int,
+    refused: list[dict[str, Any]],
+) -> Iterator[Delivery]:
+    from stripectl.webhooks.inspect import inspect
+
+    for d in deliveries:
+        ins = inspect(d, secrets=secrets, tolerance=tolerance, max_body_bytes=max_body_bytes)
+        if ins.rejected:
+            refused.append({"source": d.source, "event_id": ins.event_id, "reason": ins.reason})
+        else:
+            yield d
