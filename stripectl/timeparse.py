@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from stripectl.errors import UsageError
 
@@ -21,6 +22,11 @@ _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNIX = re.compile(r"^\d{9,11}$")
 
 SINCE_HELP = "2h, 30m, 7d, 2026-11-01T00:00Z or unix seconds"
+# Instants outside 1970..9999 cannot be formatted (datetime raises OSError /
+# OverflowError) and are typos anyway; the digit cap keeps int() away from
+# Python's 4300-digit conversion limit.
+_EARLIEST, _LATEST = 0, 253402300799  # 1970-01-01 .. 9999-12-31T23:59:59Z
+_MAX_DIGITS = 12
 
 
 def parse_since(value: str, *, now: int | None = None) -> int:
@@ -29,9 +35,11 @@ def parse_since(value: str, *, now: int | None = None) -> int:
     current = int(time.time()) if now is None else now
     rel = _RELATIVE.match(text.lower())
     if rel:
-        return current - int(rel.group(1)) * _UNITS[rel.group(2)]
+        if len(rel.group(1).lstrip("0")) > _MAX_DIGITS:
+            _out_of_range(value)
+        return _bounded(current - int(rel.group(1)) * _UNITS[rel.group(2)], value)
     if _UNIX.match(text):
-        return int(text)
+        return _bounded(int(text), value)
     iso = text.replace("z", "Z")
     if iso.endswith("Z"):
         iso = iso[:-1] + "+00:00"
@@ -44,7 +52,20 @@ def parse_since(value: str, *, now: int | None = None) -> int:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
+    return _bounded(int(parsed.timestamp()), value)
+
+
+def _bounded(ts: int, value: str) -> int:
+    if not _EARLIEST <= ts <= _LATEST:
+        _out_of_range(value)
+    return ts
+
+
+def _out_of_range(value: str) -> NoReturn:
+    raise UsageError(
+        f"--since {value!r}: out of range (must fall between 1970 and 9999)",
+        hint=f"use {SINCE_HELP}",
+    )
 
 
 def format_ts(ts: int | None) -> str:

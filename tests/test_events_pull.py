@@ -243,3 +243,32 @@ def test_a_stale_cursor_warns_that_events_were_missed(
     assert report.since == NOW - 30 * f.DAY
     assert report.warnings and report.warnings[0].startswith("the events cursor")
     assert "NOT pulled" in report.warnings[0]
+
+
+def test_since_after_the_cursor_keeps_the_cursor_and_warns_of_the_gap(
+    fake: tuple[FakeEvents, str], store: Store
+) -> None:
+    app, url = fake
+    app.add(f.event("customer.created", f.customer("cus_g1"), id="evt_g1", created=NOW - 5 * 3600))
+    first = pull_events(store, gw(url), since=NOW - 6 * 3600, types=None, delivery_failed=False,
+                        now=NOW)
+    assert first.cursor == {"created": NOW - 5 * 3600, "id": "evt_g1"}
+    # Never pulled: one event in the gap, one inside the --since window.
+    app.add(f.event("customer.created", f.customer("cus_g2"), id="evt_g2", created=NOW - 4 * 3600))
+    app.add(f.event("customer.created", f.customer("cus_g3"), id="evt_g3", created=NOW - 3600))
+
+    jumped = pull_events(store, gw(url), since=NOW - 2 * 3600, types=None, delivery_failed=False,
+                         now=NOW)
+
+    assert jumped.new == 1 and jumped.cursor == first.cursor
+    assert json.loads(store.meta_get(CURSOR_KEY) or "{}") == first.cursor
+    assert any("NOT pulled" in w and "cursor stays" in w for w in jumped.warnings)
+    # The next plain pull reads the gap.
+    resumed = pull_events(store, gw(url), since=None, types=None, delivery_failed=False, now=NOW)
+    assert "evt_g2" in stored_ids(store) and resumed.new == 1 and resumed.warnings == []
+    assert resumed.cursor == {"created": NOW - 3600, "id": "evt_g3"}
+    # A --since at or before the cursor leaves no gap: the cursor moves on.
+    app.add(f.event("customer.created", f.customer("cus_g4"), id="evt_g4", created=NOW - 60))
+    overlap = pull_events(store, gw(url), since=NOW - 3600, types=None, delivery_failed=False,
+                          now=NOW)
+    assert overlap.warnings == [] and overlap.cursor == {"created": NOW - 60, "id": "evt_g4"}

@@ -97,10 +97,10 @@ def test_cli_refuses_live_key_without_live_flag(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2h", 100_000 - 7200),
-        ("30m", 100_000 - 1800),
-        ("7d", 100_000 - 7 * 86400),
-        ("90s", 100_000 - 90),
+        ("2h", f.T0 - 7200),
+        ("30m", f.T0 - 1800),
+        ("7d", f.T0 - 7 * 86400),
+        ("90s", f.T0 - 90),
         ("1764297600", 1764297600),
         ("2026-11-01T00:00Z", f.T0),
         ("2026-11-01", f.T0),
@@ -108,9 +108,30 @@ def test_cli_refuses_live_key_without_live_flag(tmp_path: Path) -> None:
     ],
 )
 def test_parse_since_forms(text: str, expected: int) -> None:
-    assert parse_since(text, now=100_000) == expected
+    # A real clock: instants before 1970 are refused (out of range).
+    assert parse_since(text, now=f.T0) == expected
 
 
 def test_parse_since_rejects_garbage() -> None:
     with pytest.raises(UsageError):
         parse_since("soon", now=0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["99999999999999d", "9" * 5000 + "s", "0001-01-01", "1969-12-31T23:59:59Z"],
+)
+def test_cli_since_out_of_range_is_a_usage_error(text: str, tmp_path: Path) -> None:
+    fake = FakeEvents()
+    with serve(fake) as url:
+        code, _, err = _pull(url, tmp_path / "m.db", "--since", text)
+    assert code == 2, err
+    assert "out of range" in err and "bug" not in err
+    assert fake.requests == []  # refused before any request
+
+
+def test_parse_since_bounds() -> None:
+    assert parse_since("0000000000000000000001s", now=f.T0) == f.T0 - 1  # zeros are not digits
+    assert parse_since("9999-12-31T23:59:59Z", now=f.T0) == 253402300799
+    with pytest.raises(UsageError, match="out of range"):
+        parse_since("1000000000000w", now=f.T0)

@@ -94,6 +94,42 @@ def test_bad_signature_is_400_and_stored_as_rejected(
     assert sorted(x.status for x in settle(lines, 3)) == [400, 400, 400]
 
 
+def test_identical_resend_of_a_forged_delivery_is_400_again(
+    listener: tuple[Listener, list[DeliveryLine]],
+) -> None:
+    lst, lines = listener
+    body, headers = signed(customer_event(4), secret="whsec_stripectl_attacker_0000")
+    first, first_answer = post(lst.url, body, headers)
+    settle(lines, 1)  # answered and committed: the resend finds it stored
+    second, second_answer = post(lst.url, body, headers)
+    assert (first, second) == (400, 400)
+    assert json.loads(first_answer)["outcome"] == json.loads(second_answer)["outcome"] == "rejected"
+    assert json.loads(second_answer)["reason"] == "bad_signature"
+    logged = settle(lines, 2)
+    assert [(x.status, x.outcome, x.reason) for x in logged] == [
+        (400, "rejected", "bad_signature"), (400, "rejected", "bad_signature"),
+    ]
+    assert db_rows(lst, "SELECT count(*) FROM customers") == [(0,)]
+
+
+def test_port_in_use_is_a_network_error_exit_5(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stripectl.cli.app import app
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        result = CliRunner().invoke(app, [
+            "webhook", "listen", "--port", str(port), "--secret", SECRET,
+            "--db", str(tmp_path / "m.db"),
+        ])
+    assert result.exit_code == 5, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "bug" not in result.stderr
+
+
 def test_valid_signature_but_not_an_event_is_stored_and_acknowledged(
     listener: tuple[Listener, list[DeliveryLine]],
 ) -> None:

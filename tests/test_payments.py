@@ -113,7 +113,8 @@ def test_stripe_idempotency_error_gets_the_same_message(
 ) -> None:
     # The key was used elsewhere (another ledger) with other parameters.
     app_, url = fake
-    run_json([*PAY[:-3], "--idempotency-key", "shared-key-1"], url, tmp_path / "a.db")
+    first = ["payments", "create", "--amount", "1050", "--currency", "usd"]
+    run_json([*first, "--idempotency-key", "shared-key-1"], url, tmp_path / "a.db")
     res = run(
         ["payments", "create", "--amount", "999", "--currency", "usd",
          "--idempotency-key", "shared-key-1"],
@@ -134,6 +135,16 @@ def test_order_ref_or_key_required(fake: Fake, tmp_path: Path) -> None:
     res = run(args, url, tmp_path / "m.db")
     assert res.exit_code == 2
     assert "--order-ref or --idempotency-key is required" in res.stderr
+    assert app_.requests == []
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_order_ref_and_key_are_mutually_exclusive(fake: Fake, tmp_path: Path) -> None:
+    # Both could charge one order under two keys (a re-run with only --order-ref).
+    app_, url = fake
+    res = run([*PAY, "--idempotency-key", "key-ord-1001"], url, tmp_path / "m.db")
+    assert res.exit_code == 2, res.output
+    assert "--order-ref and --idempotency-key are mutually exclusive" in res.stderr
     assert app_.requests == []
     assert not (tmp_path / "m.db").exists()
 

@@ -142,3 +142,42 @@ def test_a_failing_write_is_a_store_error_exit_6(tmp_path: Path) -> None:
     result = run("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
     assert result.exit_code == 6
     assert "cannot write to the mirror" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_same_forged_bytes_twice_in_one_run_remember_the_rejection() -> None:
+    import tempfile
+
+    from stripectl.services.replay import ReplayOptions, replay
+    from stripectl.store import open_store
+    from stripectl.webhooks.delivery import Delivery
+
+    env = f.envelope(f.event("customer.created", f.customer("cus_fx"), id="evt_fx", created=f.T0), t=f.T0)
+    forged = Delivery(source="l", body=env["body"].encode() + b" ", headers=env["headers"], received_at=f.T0)
+    twin = Delivery(source="l", body=forged.body, headers=forged.headers, received_at=f.T0)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"{tmp}/m.db")
+        report = replay(store, [forged, twin], ReplayOptions(secrets=[SECRET]))
+        store.close()
+    assert [e.outcome for e in report.events] == ["rejected", "duplicate"]
+    assert report.events[1].rejected_before == "bad_signature"
+
+
+def test_two_processes_creating_one_mirror_migrate_it_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    for attempt in range(3):
+        db = tmp_path / f"m{attempt}.db"
+        start = time.time() + 1.5  # all processes open the new file at the same instant
+        code = (
+            "import sys, time; from stripectl.store import open_store; "
+            "time.sleep(max(0, float(sys.argv[2]) - time.time())); open_store(sys.argv[1]).close()"
+        )
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(db), str(start)], stderr=subprocess.PIPE)
+            for _ in range(6)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors
+        assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] >= 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,27 @@ def test_since_beyond_retention_does_a_full_sync(tmp_path: Path) -> None:
     assert "30-day retention" in result.stderr and "full sync" in result.stderr
     assert "synced 1 subscriptions" in result.stdout
     assert bad.exit_code == 2
+
+
+def test_incremental_sync_after_a_newer_full_sync_moves_the_cursor(tmp_path: Path) -> None:
+    # Cursor older than the last full listing: resuming from the listing is no gap.
+    subs, events = FakeSubscriptions([sub(1)]), FakeEvents()
+    both = SubsAndEvents(subs, events)
+    db = tmp_path / "m.db"
+    store = open_store(str(db))
+    with store.transaction():
+        # Placed relative to the real clock (the CLI reads it); an hour before the listing.
+        old = int(time.time()) - 3600
+        store.meta_set("events_cursor", json.dumps({"created": old, "id": "evt_syn_old"}))
+    store.close()
+    with serve(both) as url:
+        assert cli(url, db, "sync").exit_code == 0  # full: listing started after the cursor
+        listed_at = row(db, "sub_syn0001")["last_event_created"]
+        events.add(f.event("customer.subscription.updated", sub(1, status="past_due"),
+                           id="evt_syn_2", created=listed_at + 1,
+                           previous_attributes={"status": "active"}))
+        result = cli(url, db, "sync", "--since", "cursor", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["mode"] == "incremental" and "NOT pulled" not in result.stderr
+    assert report["events"]["cursor"]["id"] == "evt_syn_2"

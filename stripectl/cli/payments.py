@@ -98,7 +98,8 @@ def print_fields(ctx: Ctx, rows: list[tuple[str, str]]) -> None:
 
 CREATE_HELP = f"""Create a PaymentIntent through the idempotency ledger.
 
-The idempotency key is --idempotency-key, else derived from --order-ref
+Exactly one of --order-ref and --idempotency-key: the key is
+--idempotency-key, or derived from --order-ref
 (stripectl:pi:<sha256(order ref)[:32]>): never random, so re-running the same
 command after a timeout, a crash or a success replays Stripe's first answer
 (`replayed: yes`) instead of charging again. The ledger row is committed
@@ -146,7 +147,8 @@ def create(
         str | None,
         typer.Option(
             "--order-ref",
-            help="Your order's id: the payment's identity (derives the key; kept in metadata).",
+            help="Your order's id: the payment's identity (derives the key; kept in metadata). "
+            "Exactly one of --order-ref / --idempotency-key.",
             show_default=False,
         ),
     ] = None,

@@ -32,7 +32,8 @@ DEFAULT_RETRIES = 2
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    api_key: str | None = None
+    # repr=False: settings end up in tracebacks and debug logs; the key must not.
+    api_key: str | None = field(default=None, repr=False)
     api_base: str | None = None
     live: bool = False
     timeout: float = DEFAULT_TIMEOUT

@@ -26,8 +26,12 @@ def signature_timestamp(header: str) -> int | None:
     with <old> and the freshness check with <now>. More than one `t` is
     refused outright.
     """
-    stamps = [item[1] for item in (p.split("=", 2) for p in header.split(",")) if item[0] == "t" and len(item) > 1]
-    if len(stamps) != 1 or any(p.strip().startswith("t=") for p in header.split(",") if not p.startswith("t=")):
+    stamps = [
+        item[1] for item in (p.split("=", 2) for p in header.split(",")) if item[0] == "t" and len(item) > 1
+    ]
+    if len(stamps) != 1 or any(
+        p.strip().startswith("t=") for p in header.split(",") if not p.startswith("t=")
+    ):
         return None
     try:
         return int(stamps[0])

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import stripe
 from stripe.params import SubscriptionListParams
 
 from stripectl.errors import StripeAPIError
@@ -80,7 +79,10 @@ def iter_subscription_pages(
         )
         body = resp.data
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise stripe.APIError("unexpected list response for /v1/subscriptions")
+            # Outside gateway.call: a stripe.* exception here would escape as a bug (exit 70).
+            raise StripeAPIError(
+                "unexpected list response from Stripe: /v1/subscriptions without a data list"
+            )
         data: list[dict[str, Any]] = body["data"]
         yield data
         if not body.get("has_more") or not data:

@@ -114,6 +114,8 @@ def _refresh(
                 if inv is not None:
                     invoices.append(invoice_row(inv))
     outcome_of: dict[str, str] = {sid: "not found in Stripe" for sid in missing}
+    # Stamped `now`, taken before the fetch: a webhook from that second or
+    # later keeps its row (store/sync.newer_than_snapshot).
     with store.transaction():
         outcome = sync_store.apply_subscription_snapshots(
             store, [subscription_row(s) for s in live.values()], snapshot_at=now,

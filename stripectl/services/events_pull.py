@@ -9,7 +9,9 @@ signature). Event ids already accepted in the inbox are skipped.
 
 The cursor (meta `events_cursor`) is the newest event this run stored; it is
 written only after replay has committed everything, so a killed run resumes
-from the previous cursor and the inbox dedupe absorbs the overlap. A resumed
+from the previous cursor and the inbox dedupe absorbs the overlap. A run
+whose `--since` starts after the cursor does not move it (the events in
+between were not read; the next plain pull reads them) and says so. A resumed
 run starts CURSOR_OVERLAP seconds before the cursor. A run
 filtered by type or delivery status keeps its own cursor (`events_cursor?...`):
 it says nothing about events outside its filter.
@@ -212,10 +214,14 @@ def pull_events(
     delivery_failed: bool,
     progress: Callable[[int], None] | None = None,
     now: int | None = None,
+    covered_until: int | None = None,
 ) -> PullReport:
     """Fetch events created at or after `since` (None: the stored cursor) and apply them.
 
-    `progress` is advanced once per event fetched.
+    `progress` is advanced once per event fetched. A `since` after the stored
+    cursor leaves the cursor where it is (with a warning), unless the caller
+    says the mirror already reflects everything before `covered_until` (a
+    full listing started then) and `since` is not after that.
     """
     from stripectl.services.replay import ReplayOptions, replay
 
@@ -265,7 +271,22 @@ def pull_events(
         spill.close()
     report.duplicate = skipped[0] + report.replay.summary.get("duplicate", 0)
     report.new = report.fetched - report.duplicate
-    if newest is not None and (previous is None or newest["created"] >= int(previous["created"])):
+    # A start after the cursor leaves [cursor, since) unread: moving the cursor
+    # past it would make the next plain pull skip that gap silently. Not when
+    # the cursor is beyond retention: that gap is gone (warned above).
+    gap = previous is not None and floor <= int(previous["created"]) < since and (
+        covered_until is None or since > covered_until
+    )
+    if gap:
+        assert previous is not None
+        warnings.append(
+            f"--since {format_ts(since)} is after the events cursor "
+            f"{format_ts(int(previous['created']))}: events between them were NOT pulled; "
+            "the cursor stays put (run `stripectl events pull` without --since to pull them)"
+        )
+    if newest is not None and not gap and (
+        previous is None or newest["created"] >= int(previous["created"])
+    ):
         with store.transaction():
             store.meta_set(key, json.dumps(newest))
         report.cursor = newest

@@ -8,8 +8,9 @@ request is answered only after its batch has committed, so every 2xx Stripe
 sees is on disk; if the store fails, the answer is 500 and Stripe retries.
 
 Answers: 200 stored (duplicates too); 400 signature rejected (still stored,
-as rejected); 404/405 wrong path/method; 411 no Content-Length; 413 body over
-the limit (not read, not stored); 500 not stored; 503 shutting down.
+as rejected; an identical resend gets the same 400); 404/405 wrong
+path/method; 411 no Content-Length; 413 body over the limit (not read, not
+stored); 500 not stored; 503 shutting down.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from stripectl.errors import StoreError
+from stripectl.errors import NetworkError
 from stripectl.redact import redact
 from stripectl.webhooks.delivery import Delivery
 
@@ -177,8 +178,18 @@ def _discard(request: BaseHTTPRequestHandler, length: int) -> None:
         pass
 
 
+def _answer_as(result: EventResult) -> tuple[str, str | None]:
+    """(outcome, reason) to answer and log: an identical resend of a delivery
+    stored as rejected is answered as the first time, not as a 200 duplicate
+    (else a forger learns nothing from the first 400 and gets a 200 next)."""
+    if result.outcome == "duplicate" and result.rejected_before is not None:
+        return "rejected", result.rejected_before
+    return result.outcome, result.reason
+
+
 def _status_for(result: EventResult) -> int:
-    if result.outcome == "rejected" and (not result.verified or result.reason in _AUTH_REJECTIONS):
+    outcome, reason = _answer_as(result)
+    if outcome == "rejected" and (not result.verified or reason in _AUTH_REJECTIONS):
         return 400
     return 200
 
@@ -276,8 +287,9 @@ class Listener:
             self._server = server_cls((self.config.host, self.config.port), _Handler)
         except OSError as exc:
             self._writer.stop()
-            raise StoreError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            raise NetworkError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
+                hint="another process may hold the port: pick another --port or stop it",
             ) from exc
         self._server.listener = self
         self._thread = threading.Thread(
@@ -334,8 +346,8 @@ class Listener:
             return line
         res = job.result
         line.status = _status_for(res)
-        line.event_id, line.type, line.outcome = res.event_id, res.type, res.outcome
-        line.reason, line.delivery_id = res.reason, res.delivery_id
+        line.outcome, line.reason = _answer_as(res)
+        line.event_id, line.type, line.delivery_id = res.event_id, res.type, res.delivery_id
         return line
 
     def report(self, line: DeliveryLine) -> None:

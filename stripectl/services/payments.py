@@ -283,6 +283,13 @@ def prepare_payment(req: PaymentRequest) -> tuple[str, dict[str, Any]]:
     amount = money.parse_amount(req.amount)
     currency = money.normalize_currency(req.currency)
     order_ref = (req.order_ref or "").strip() or None
+    if req.idempotency_key and order_ref:
+        # Each names the payment's identity: with both, one order could be
+        # charged under two keys (a re-run with only --order-ref derives another).
+        raise UsageError(
+            "--order-ref and --idempotency-key are mutually exclusive: give exactly one, "
+            "so that one order always maps to one idempotency key"
+        )
     if req.idempotency_key:
         key = ledger.check_key(req.idempotency_key)
     elif order_ref:

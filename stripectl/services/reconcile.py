@@ -8,7 +8,8 @@ retrieve per missing_remote row only with --fix. Never the Search API: it
 lags by up to an hour.
 
 A mirror row whose snapshot is newer than the listing's start (a webhook
-applied meanwhile) is skipped, never reported as drift.
+applied meanwhile), or from an event in that same second, is skipped, never
+reported as drift (store/sync.newer_than_snapshot).
 """
 
 from __future__ import annotations
@@ -173,7 +174,9 @@ def reconcile(
                 if keep([Finding(sid, "missing_local", None, summary_of(remote))]) and options.fix:
                     repairs[sid] = subscription_row(sub)
                 continue
-            if (local.last_event_created or 0) > started:
+            if sync_store.subscription_newer_than_snapshot(
+                store, sid, local.last_event_created, started
+            ):
                 report.skipped_newer.append(sid)
                 continue
             report.compared += 1
@@ -190,7 +193,9 @@ def reconcile(
     del seen
     missing_remote: list[str] = []
     for sid, local in sorted(index.items()):
-        if (local.last_event_created or 0) > started:
+        if sync_store.subscription_newer_than_snapshot(
+            store, sid, local.last_event_created, started
+        ):
             report.skipped_newer.append(sid)
         elif keep([Finding(sid, "missing_remote", summary_of(local), None)]):
             missing_remote.append(sid)
@@ -258,7 +263,7 @@ def _fix(
             event_id=f"reconcile:{report.started_at}", source="sync", now=int(time.time()),
         )
         deleted = set(sync_store.delete_subscriptions(
-            store, deletes, not_newer_than=report.started_at
+            store, deletes, snapshot_at=report.started_at
         ))
     newer = set(outcome.skipped_newer)
     for step in plan:

@@ -239,6 +239,8 @@ def _process_chunk(
                 res.note = f"stored earlier as {prior[0]}" + (f": {prior[1]}" if prior[1] else "")
                 if prior[0] == "rejected":
                     res.rejected_before = prior[1] or "rejected"
+            elif ins.rejected:  # the same bytes twice in this run, rejected the first time
+                res.rejected_before = ins.reason
             continue
         if prior is not None:
             res.note = f"re-checked: stored earlier as rejected: {prior[1]}"

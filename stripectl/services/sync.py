@@ -131,6 +131,9 @@ def incremental_sync(
     pulled = pull_events(
         store, gateway, since=start, types=None, delivery_failed=False, progress=progress,
         now=now,
+        # Resuming from a full listing newer than the cursor is no gap: the
+        # listing reflects the events before it (see _resume_from).
+        covered_until=start if since is None else None,
     )
     report = SyncReport(mode="incremental", ok=pulled.ok)
     report.events = pulled.to_json()

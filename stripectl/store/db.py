@@ -230,7 +230,7 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
         # needs a page of its own; 16 KB pages cut the replay bench's SQLite
         # write + checkpoint cost from ~40 to ~28 us per delivery.
         conn.execute("PRAGMA page_size=16384")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(conn)
         # NORMAL in WAL mode still survives a process kill; only a power cut can
         # lose the last commits, never corrupt the file.
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -242,6 +242,21 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """journal_mode=WAL needs a moment of exclusive access and SQLite does not
+    wait for it with the busy timeout: when several processes open a new mirror
+    at once, the losers get "database is locked" at once. Retry for a while."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _migrate(store: Store) -> None:
     version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
@@ -250,11 +265,17 @@ def _migrate(store: Store) -> None:
             f"understands ({SCHEMA_VERSION})",
             hint="upgrade stripectl",
         )
-    for number in range(version, SCHEMA_VERSION):
+    while version < SCHEMA_VERSION:
         with store.transaction():
-            MIGRATIONS[number](store.db)
-            store.conn.execute(f"PRAGMA user_version = {number + 1}")
-            store.meta_set(f"migrated_v{number + 1}", json.dumps(int(time.time())))
+            # Re-read under the write lock: two processes opening a new mirror
+            # at once must not both run the same migration.
+            version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
+            if version >= SCHEMA_VERSION:
+                break
+            MIGRATIONS[version](store.db)
+            version += 1
+            store.conn.execute(f"PRAGMA user_version = {version}")
+            store.meta_set(f"migrated_v{version}", json.dumps(int(time.time())))
 
 
 def open_store(path: str, *, dry_run: bool = False) -> Store:

@@ -3,7 +3,16 @@
 Snapshots fetched from the API (a listing, a retrieve) go through
 `apply_subscription_snapshots`, which applies the mirror's newest-wins rule
 inside the caller's transaction: a row whose `last_event_created` is newer
-than the snapshot is left alone.
+than the snapshot is left alone (`newer_than_snapshot`).
+
+Ties (same second) go to a row written from an event: event `created` and
+our snapshot times are whole seconds, so a webhook stamped in the listing's
+second may describe a change made after the listing read that object;
+overwriting it could roll back a cancelation and grant access again. A tie
+costs at most one more sync. A row that is itself an API snapshot of that
+second (sync, access, reconcile --fix) is no newer than a fresh one, so it
+is replaced / compared as before: `sync && reconcile` in one second must
+still compare every row.
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ SUBSCRIPTION_CONTENT = (
 # event, so they are cleared (only those the schema has).
 _EVENT_ONLY = ("last_event_type", "last_prev_status")
 
+# last_event_id prefixes of rows written from API snapshots, not events.
+SNAPSHOT_ID_PREFIXES = ("sync:", "api:", "reconcile:")
+
 # The compact reconcile index: one tuple per mirror row, in this order.
 INDEX_COLUMNS = (
     "id",
@@ -61,6 +73,28 @@ class SnapshotOutcome:
     skipped_newer: list[str] = field(default_factory=list)
 
 
+def newer_than_snapshot(row: dict[str, Any], snapshot_at: int) -> bool:
+    """Whether mirror `row` must be kept over an API snapshot taken at `snapshot_at`.
+
+    Newest wins; on a tie the row wins unless it is an API snapshot itself.
+    """
+    created = row.get("last_event_created") or 0
+    if created != snapshot_at:
+        return created > snapshot_at
+    return not str(row.get("last_event_id") or "").startswith(SNAPSHOT_ID_PREFIXES)
+
+
+def subscription_newer_than_snapshot(
+    store: Store, sub_id: str, last_event_created: int | None, snapshot_at: int
+) -> bool:
+    """`newer_than_snapshot` from the reconcile index's `last_event_created`;
+    reads the row only on a tie (rare), when its origin decides."""
+    if (last_event_created or 0) != snapshot_at:
+        return (last_event_created or 0) > snapshot_at
+    row = get_rows(store, "subscriptions", [sub_id]).get(sub_id)
+    return row is not None and newer_than_snapshot(row, snapshot_at)
+
+
 def _event_only_columns(store: Store) -> tuple[str, ...]:
     cols = store.db["subscriptions"].columns_dict
     return tuple(c for c in _EVENT_ONLY if c in cols)
@@ -78,8 +112,8 @@ def apply_subscription_snapshots(
     """Upsert `subscription_row` dicts taken at `snapshot_at`; newest wins.
 
     Call inside `store.transaction()` so the read-compare-write is atomic
-    against a concurrent webhook writer. Ties go to the snapshot: a listing
-    started in the same second as an event was fetched after it.
+    against a concurrent webhook writer. A row from an event in the same
+    second as `snapshot_at` is kept (`skipped_newer`): see `newer_than_snapshot`.
     """
     rows = list(rows)
     out = SnapshotOutcome()
@@ -96,7 +130,7 @@ def apply_subscription_snapshots(
     touch: list[dict[str, Any]] = []
     for row in rows:
         old = local.get(row["id"])
-        if old is not None and (old.get("last_event_created") or 0) > snapshot_at:
+        if old is not None and newer_than_snapshot(old, snapshot_at):
             out.skipped_newer.append(row["id"])
             continue
         if not row.get("user_id"):
@@ -130,11 +164,12 @@ def _keep_user_link(store: Store, row: dict[str, Any], old: dict[str, Any] | Non
         row["user_id"], row["plan_name"] = link[0], row.get("plan_name") or link[1]
 
 
-def delete_subscriptions(store: Store, ids: list[str], *, not_newer_than: int) -> list[str]:
-    """Delete mirror rows Stripe does not know (inside a transaction); newest wins."""
+def delete_subscriptions(store: Store, ids: list[str], *, snapshot_at: int) -> list[str]:
+    """Delete mirror rows Stripe did not know at `snapshot_at` (inside a
+    transaction) unless `newer_than_snapshot`."""
     gone: list[str] = []
     for row in get_rows(store, "subscriptions", ids).values():
-        if (row.get("last_event_created") or 0) <= not_newer_than:
+        if not newer_than_snapshot(row, snapshot_at):
             store.db.table("subscriptions").delete(row["id"])
             gone.append(row["id"])
     return gone
@@ -143,9 +178,10 @@ def delete_subscriptions(store: Store, ids: list[str], *, not_newer_than: int) -
 def apply_invoice_snapshot(
     store: Store, row: dict[str, Any], *, snapshot_at: int, event_id: str, now: int
 ) -> bool:
-    """Upsert one `invoice_row` fetched at `snapshot_at` unless the mirror's is newer."""
+    """Upsert one `invoice_row` fetched at `snapshot_at` unless the mirror's
+    row is kept (`newer_than_snapshot`: same-second events win)."""
     old = get_rows(store, "invoices", [row["id"]]).get(row["id"])
-    if old is not None and (old.get("last_event_created") or 0) > snapshot_at:
+    if old is not None and newer_than_snapshot(old, snapshot_at):
         return False
     stamp = {"last_event_id": event_id, "last_event_created": snapshot_at, "updated_at": now,
              "source": "api"}
