@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,18 @@ def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[Any, str]]:
+    """The idempotency-honouring fake Stripe (tests/fakes/idempotent.py) on a
+    loopback port. Modules that need another fake define their own `fake`."""
+    from tests.fakes.base import serve
+    from tests.fakes.idempotent import IdempotentStripe
+
+    app = IdempotentStripe()
+    with serve(app) as url:
+        try:
+            yield app, url
+        finally:
+            app.release()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,7 @@ from stripectl.cli.app import app
 from stripectl.errors import UsageError
 from stripectl.services.checkout import with_session_id
 from tests import factories as f
-from tests.fakes.base import serve
-from tests.fakes.idempotent import Fake, IdempotentStripe, conn_args, ledger_rows, mirror_rows
+from tests.fakes.idempotent import Fake, conn_args, ledger_rows, mirror_rows
 
 runner = CliRunner()
 SUB = [
@@ -25,11 +23,6 @@ SUB = [
 ]
 
 
-@pytest.fixture
-def fake() -> Iterator[Fake]:
-    app_ = IdempotentStripe()
-    with serve(app_) as url:
-        yield app_, url
 
 
 def run(args: list[str], url: str, db: Path) -> Any:

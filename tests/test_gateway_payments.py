@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,12 @@ from stripectl.errors import CardDeclined, ConfigError, IdempotencyConflict, Str
 from stripectl.gateway.client import GatewaySettings, connect, parse_livemode
 from stripectl.gateway.payments import Created, Failure, create_payment_intent
 from stripectl.store import open_store
-from tests.fakes.base import serve
-from tests.fakes.idempotent import FAKE_KEY, Fake, IdempotentStripe, conn_args, ledger_rows
+from tests.fakes.idempotent import FAKE_KEY, Fake, conn_args, ledger_rows
 
 runner = CliRunner()
 PAY = ["payments", "create", "--amount", "100", "--currency", "usd", "--order-ref", "o-g"]
 
 
-@pytest.fixture
-def fake() -> Iterator[Fake]:
-    app_ = IdempotentStripe()
-    with serve(app_) as url:
-        yield app_, url
 
 
 def invoke(url: str, db: Path, key: str, *extra: str) -> Any:

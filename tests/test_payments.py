@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stripectl.cli.app import app
-from tests.fakes.base import Request, serve
-from tests.fakes.idempotent import Fake, IdempotentStripe, conn_args, ledger_rows, mirror_rows
+from tests.fakes.base import Request
+from tests.fakes.idempotent import Fake, conn_args, ledger_rows, mirror_rows
 
 runner = CliRunner()
 PAY = [
@@ -22,14 +21,6 @@ PAY = [
 ]
 
 
-@pytest.fixture
-def fake() -> Iterator[Fake]:
-    app_ = IdempotentStripe()
-    with serve(app_) as url:
-        try:
-            yield app_, url
-        finally:
-            app_.release()
 
 
 def run(args: list[str], url: str, db: Path, **kw: Any) -> Any:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from stripectl.cli.app import app
@@ -29,14 +27,6 @@ PAY = [
 ]
 
 
-@pytest.fixture
-def fake() -> Iterator[Fake]:
-    app_ = IdempotentStripe()
-    with serve(app_) as url:
-        try:
-            yield app_, url
-        finally:
-            app_.release()
 
 
 def run(url: str, db: Path, *extra: str, retries: int = 2) -> Any:
