@@ -12,8 +12,8 @@ from stripectl.cli.payments import (
     IdemKeyOpt,
     MetadataOpt,
     WaitOpt,
-    ledger_options,
     print_fields,
+    run_ledgered,
 )
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
@@ -121,9 +121,7 @@ def create(
 ) -> None:
     ctx = make_ctx(tctx, db, json_out, debug)
     from stripectl.services.checkout import CheckoutRequest, create_checkout, prepare_checkout
-    from stripectl.services.connection import open_gateway
     from stripectl.services.payments import parse_metadata
-    from stripectl.store import open_store
 
     req = CheckoutRequest(
         mode=mode.strip().lower(),
@@ -139,19 +137,15 @@ def create(
         idempotency_key=idempotency_key,
     )
     prepare_checkout(req)  # usage errors before the mirror file is touched
-    settings = gateway_settings(api_key, api_base, live, timeout, network_retries)
-    store = open_store(ctx.db)
-    try:
-        gateway = open_gateway(store, settings)
-        result = create_checkout(
-            store,
-            gateway,
-            req,
-            options=ledger_options(settings, allow_stale_key=allow_stale_key, wait=wait),
-            notify=ctx.note,
-        )
-    finally:
-        store.close()
+    result = run_ledgered(
+        ctx,
+        gateway_settings(api_key, api_base, live, timeout, network_retries),
+        allow_stale_key=allow_stale_key,
+        wait=wait,
+        create=lambda store, gw, options, notify: create_checkout(
+            store, gw, req, options=options, notify=notify
+        ),
+    )
 
     for warning in result.warnings:
         ctx.note(f"warning: {warning}")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -23,8 +24,11 @@ from stripectl.cli.stripe_opts import (
 )
 
 if TYPE_CHECKING:
-    from stripectl.gateway.client import GatewaySettings
+    from stripectl.gateway.client import Gateway, GatewaySettings
     from stripectl.services.ledger import LedgerOptions
+    from stripectl.store import Store
+
+R = TypeVar("R")
 
 payments_app = typer.Typer(
     name="payments",
@@ -72,14 +76,33 @@ MetadataOpt = Annotated[
 ]
 
 
-def ledger_options(settings: GatewaySettings, *, allow_stale_key: bool, wait: float | None) -> LedgerOptions:
-    from stripectl.services.ledger import LedgerOptions, lease_seconds
+def run_ledgered(
+    ctx: Ctx,
+    settings: GatewaySettings,
+    *,
+    allow_stale_key: bool,
+    wait: float | None,
+    create: Callable[[Store, Gateway, LedgerOptions, Callable[[str], None]], R],
+) -> R:
+    """Open the mirror and Stripe, run one ledgered mutation, close the mirror.
 
-    return LedgerOptions(
+    Shared by `payments create` and `checkout create`, so both take the same
+    lease length (from the timeout and retries) and the same key-mode guard.
+    """
+    from stripectl.services.connection import open_gateway
+    from stripectl.services.ledger import LedgerOptions, lease_seconds
+    from stripectl.store import open_store
+
+    options = LedgerOptions(
         allow_stale_key=allow_stale_key,
         lease_seconds=lease_seconds(settings.timeout, settings.max_network_retries),
         wait_seconds=wait,
     )
+    store = open_store(ctx.db)
+    try:
+        return create(store, open_gateway(store, settings), options, ctx.note)
+    finally:
+        store.close()
 
 
 def emit_json_unredacted(data: Any) -> None:
@@ -196,7 +219,6 @@ def create(
 ) -> None:
     ctx = make_ctx(tctx, db, json_out, debug)
     from stripectl import money
-    from stripectl.services.connection import open_gateway
     from stripectl.services.payments import (
         ACCESS_NOTE,
         PaymentRequest,
@@ -204,7 +226,6 @@ def create(
         parse_metadata,
         prepare_payment,
     )
-    from stripectl.store import open_store
 
     req = PaymentRequest(
         amount=money.parse_amount(amount),
@@ -219,19 +240,15 @@ def create(
         metadata=parse_metadata(metadata),
     )
     prepare_payment(req)  # usage errors before the mirror file is touched
-    settings = gateway_settings(api_key, api_base, live, timeout, network_retries)
-    store = open_store(ctx.db)
-    try:
-        gateway = open_gateway(store, settings)
-        result = create_payment(
-            store,
-            gateway,
-            req,
-            options=ledger_options(settings, allow_stale_key=allow_stale_key, wait=wait),
-            notify=ctx.note,
-        )
-    finally:
-        store.close()
+    result = run_ledgered(
+        ctx,
+        gateway_settings(api_key, api_base, live, timeout, network_retries),
+        allow_stale_key=allow_stale_key,
+        wait=wait,
+        create=lambda store, gw, options, notify: create_payment(
+            store, gw, req, options=options, notify=notify
+        ),
+    )
 
     for warning in result.warnings:
         ctx.note(f"warning: {warning}")
