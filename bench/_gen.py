@@ -124,6 +124,9 @@ def write_deliveries(path: Path, n: int, *, secret: str = SECRET, sample: int = 
     key = secret.encode()
     subs = max(1, -(-n // len(STEPS)))
     out = Generated(path=path, n=n)
+    # Every stride-th delivery: the sample has the file's mix of event types and
+    # payload shapes (the first deliveries are all one round of one kind).
+    stride = max(1, n // sample) if sample else 0
     written = 0
     with path.open("w", encoding="utf-8") as fh:
         for k, (tmpl, status, prev) in enumerate(STEPS):
@@ -147,7 +150,7 @@ def write_deliveries(path: Path, n: int, *, secret: str = SECRET, sample: int = 
                          f'"body":"{escaped[shape][tmpl] % values}"}}\n')
                 out.bytes_body += len(body)
                 out.kinds[tmpl] = out.kinds.get(tmpl, 0) + 1
-                if len(out.sample) < sample:
+                if stride and written % stride == 0 and len(out.sample) < sample:
                     out.sample.append((body, header))
                 written += 1
                 if progress and written % 10000 == 0:

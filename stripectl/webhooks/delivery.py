@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     """The raw material of a delivery; nothing here has been verified yet.
 

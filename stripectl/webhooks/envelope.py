@@ -16,9 +16,8 @@ import io
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from stripectl.errors import UsageError
 from stripectl.webhooks.delivery import Delivery
@@ -106,9 +105,10 @@ def read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]:
         yield _from_document(name, doc, raw, allow_unsigned)
 
 
-@dataclass(frozen=True)
-class RawLine:
-    """One JSONL line not parsed yet: parsing can then happen in a worker."""
+class RawLine(NamedTuple):
+    """One JSONL line not parsed yet: parsing can then happen in a worker.
+
+    A NamedTuple: a frozen dataclass's __init__ cost ~1 us a line."""
 
     source: str
     data: bytes
@@ -149,7 +149,8 @@ def empty_file(path: Path) -> Delivery:
 
 def _lines(name: str, lines: Iterable[bytes], first_lineno: int) -> Iterator[RawLine]:
     for lineno, data in enumerate(lines, first_lineno):
-        if data.strip():
+        # Same test as `data.strip()` (ASCII whitespace) without copying the line.
+        if data and not data.isspace():
             yield RawLine(f"{name}:{lineno}", data)
 
 
