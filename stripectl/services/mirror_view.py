@@ -4,24 +4,34 @@ Replay applies a chunk of events in memory, then `flush()` writes the changed
 rows in the chunk's transaction. In --dry-run nothing is flushed and the
 overlay simply keeps growing, so a dry run simulates exactly what a real run
 would do without touching the database.
+
+With `keep_cache` (replay knows no other connection has written: see
+services/replay._Run) rows stay cached across flushes, up to CACHE_ROWS per
+table, oldest written first out: a subscription touched again a few chunks
+later is not read back from SQLite.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from stripectl.store import Store
 from stripectl.store import mirror as store_mirror
 
+CACHE_ROWS = 20_000
+
 
 class OverlayView:
     def __init__(self, store: Store) -> None:
+        self.keep_cache = False
         self.store = store
         self.cache: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self.dirty: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.links: dict[str, tuple[str | None, str | None]] = {}
+        self._invoices_by_sub: dict[str, list[dict[str, Any]]] | None = None
         self._livemode: bool | None = None
         self._livemode_loaded = False
         self.livemode_changed: str | None = None
@@ -44,7 +54,12 @@ class OverlayView:
         return {i: row for i in ids if (row := self.cache[table].get(i)) is not None}
 
     def put(self, table: str, row: dict[str, Any]) -> None:
-        self.cache[table][row["id"]] = row
+        cached = self.cache[table]
+        if table == "invoices":
+            self._invoices_by_sub = None
+        # Upsert semantics: columns the row does not carry keep their values.
+        before = cached.pop(row["id"], None)
+        cached[row["id"]] = row if before is None else {**before, **row}
         self.dirty[table][row["id"]] = row
         if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
             self.links[row["subscription"]] = (row.get("user_id"), row.get("plan_name"))
@@ -55,10 +70,18 @@ class OverlayView:
         return store_mirror.checkout_link(self.store, subscription_id)
 
     def invoices_for(self, sub_ids: list[str]) -> list[dict[str, Any]]:
-        by_id = {r["id"]: r for r in store_mirror.invoices_for_subscriptions(self.store, sub_ids)}
-        wanted = set(sub_ids)
-        for row in self.cache["invoices"].values():
-            if row is not None and row.get("subscription") in wanted:
+        """Candidates for each subscription's newest invoice: the stored newest
+        plus this run's cached rows (see subscription_report.latest_invoices)."""
+        by_id = {
+            r["id"]: r for r in store_mirror.latest_invoices_for_subscriptions(self.store, sub_ids)
+        }
+        if self._invoices_by_sub is None:
+            self._invoices_by_sub = defaultdict(list)
+            for row in self.cache["invoices"].values():
+                if row is not None and row.get("subscription"):
+                    self._invoices_by_sub[row["subscription"]].append(row)
+        for sub_id in sub_ids:
+            for row in self._invoices_by_sub.get(sub_id, ()):
                 by_id[row["id"]] = row
         return list(by_id.values())
 
@@ -75,9 +98,22 @@ class OverlayView:
 
     def flush(self) -> None:
         """Write changed rows (inside the caller's transaction), then forget them
-        so memory stays bounded by a chunk."""
+        (or, with keep_cache, the oldest) so memory stays bounded."""
         for table, rows in self.dirty.items():
             store_mirror.put_rows(self.store, table, list(rows.values()))
         self.dirty.clear()
+        if not self.keep_cache:
+            self.forget()
+            return
+        self._invoices_by_sub = None
+        for cached in self.cache.values():
+            for row_id in list(islice(cached, max(0, len(cached) - CACHE_ROWS))):
+                del cached[row_id]
+        if len(self.links) > CACHE_ROWS:
+            self.links.clear()
+
+    def forget(self) -> None:
+        """Drop every cached row: another connection may have changed them."""
         self.cache.clear()
+        self._invoices_by_sub = None
         self.links.clear()

@@ -10,7 +10,9 @@ _CHUNK = 500
 
 
 class EventRow(NamedTuple):
-    """One `events` row, in column order (headers as JSON text, body raw bytes)."""
+    """One `events` row, in column order (headers as JSON text, body raw bytes).
+
+    The column order; callers may pass plain tuples in this order."""
 
     delivery_id: str
     event_id: str | None
@@ -37,7 +39,7 @@ _UPSERT = (
 )
 
 
-def insert_events(store: Store, rows: list[EventRow]) -> None:
+def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) -> None:
     """Store deliveries (call inside `store.transaction()`).
 
     Raw executemany instead of sqlite-utils insert_all: every delivery is a row
@@ -57,6 +59,10 @@ def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
         part = unique[start : start + _CHUNK]
         out.extend(store.conn.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
     return out
+
+
+def any_events(store: Store) -> bool:
+    return store.conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
 
 
 def known_deliveries(store: Store, delivery_ids: list[str]) -> dict[str, tuple[str, str | None]]:
