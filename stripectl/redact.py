@@ -30,12 +30,10 @@ def _sub(m: re.Match[str]) -> str:
     return mask(m.group(0)) if m.group(1) else f"{m.group(2)}..."
 
 
-_MARKERS = ("sk_", "rk_", "whsec_", "_secret_")
-
-
 def redact(text: str) -> str:
     """Replace every secret-looking token in free text."""
-    # Substring checks first: this runs on every line of a 100k-event report.
-    if not any(m in text for m in _MARKERS):
+    # Substring checks first (what _SECRET can match must contain one of
+    # them): this runs over every line of a 100k-event report.
+    if "sk_" not in text and "rk_" not in text and "whsec_" not in text and "_secret_" not in text:
         return text
     return _SECRET.sub(_sub, text)
