@@ -138,7 +138,7 @@ def replay_webhook(
             hint="pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
         )
 
-    from stripectl.services.parallel import default_jobs, inspect_paths
+    from stripectl.services.parallel import default_jobs, inspecting
     from stripectl.services.replay import ReplayOptions, replay_inspected
     from stripectl.store import open_store
 
@@ -149,20 +149,22 @@ def replay_webhook(
         dry_run=dry_run,
         max_body_bytes=max_body_bytes,
     )
-    store = open_store(ctx.db, dry_run=dry_run)
-    try:
-        inspected = inspect_paths(
-            paths,
-            secrets=secrets,
-            tolerance=tolerance,
-            max_body_bytes=max_body_bytes,
-            allow_unsigned=unsigned,
-            jobs=jobs or default_jobs(),
-        )
-        with progress(ctx, "replaying") as advance:
-            report = replay_inspected(store, inspected, options, progress=advance, chunk_size=chunk_size)
-    finally:
-        store.close()
+    with inspecting(
+        paths,
+        secrets=secrets,
+        tolerance=tolerance,
+        max_body_bytes=max_body_bytes,
+        allow_unsigned=unsigned,
+        jobs=jobs or default_jobs(),
+    ) as inspected:
+        store = open_store(ctx.db, dry_run=dry_run)
+        try:
+            with progress(ctx, "replaying") as advance:
+                report = replay_inspected(
+                    store, inspected, options, progress=advance, chunk_size=chunk_size
+                )
+        finally:
+            store.close()
     if ctx.json:
         ctx.emit_json_stream(report.json_parts())
     else:

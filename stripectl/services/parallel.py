@@ -17,6 +17,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ def default_jobs() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def inspect_paths(
+@contextmanager
+def inspecting(
     paths: list[Path],
     *,
     secrets: list[str],
@@ -109,7 +111,13 @@ def inspect_paths(
     max_body_bytes: int,
     allow_unsigned: bool,
     jobs: int,
-) -> Iterator[Inspected]:
+) -> Iterator[Iterator[Inspected]]:
+    """The inspected deliveries of `paths`, in input order.
+
+    Worker processes (for large inputs) start on entry, so they load stripe
+    and verify the first deliveries while the caller opens the mirror; they
+    are stopped on exit, whatever happened.
+    """
     settings = {
         "secrets": secrets,
         "tolerance": tolerance,
@@ -117,10 +125,21 @@ def inspect_paths(
         "allow_unsigned": allow_unsigned,
     }
     if jobs <= 1 or input_bytes(paths) < PARALLEL_MIN_BYTES:
-        for item in iter_raw(paths, allow_unsigned=allow_unsigned):
-            yield _inspect_item(item, settings)
+        yield (_inspect_item(item, settings) for item in iter_raw(paths, allow_unsigned=allow_unsigned))
         return
-    yield from _parallel(_tasks(paths, allow_unsigned), settings, jobs)
+    import multiprocessing
+
+    import stripectl.gateway.signatures  # noqa: F401  (stripe, once, before the fork)
+
+    # fork: workers inherit the imported modules instead of re-importing stripe.
+    ctx = multiprocessing.get_context("fork")
+    pool: Pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(settings,))
+    try:
+        yield _parallel(pool, _tasks(paths, allow_unsigned), jobs)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def _tasks(paths: list[Path], allow_unsigned: bool) -> Iterator[Task]:
@@ -164,24 +183,14 @@ def _ranges(file: Path) -> Iterator[Task]:
         yield _inspect_batch, ([empty_file(file)],)
 
 
-def _parallel(tasks: Iterator[Task], settings: dict[str, Any], jobs: int) -> Iterator[Inspected]:
-    import multiprocessing
-
-    # fork: workers inherit the imported modules instead of re-importing stripe.
-    ctx = multiprocessing.get_context("fork")
-    pool: Pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(settings,))
+def _parallel(pool: Pool, tasks: Iterator[Task], jobs: int) -> Iterator[Inspected]:
     # Enough tasks in flight to keep the workers busy while the main process
     # writes one replay chunk (2,000 deliveries), and no more: memory stays bounded.
     window = 2 * jobs + 10
-    try:
-        pending: deque[AsyncResult[list[Inspected]]] = deque()
-        for fn, args in tasks:
-            pending.append(pool.apply_async(fn, args))
-            if len(pending) > window:
-                yield from pending.popleft().get()
-        while pending:
+    pending: deque[AsyncResult[list[Inspected]]] = deque()
+    for fn, args in tasks:
+        pending.append(pool.apply_async(fn, args))
+        if len(pending) > window:
             yield from pending.popleft().get()
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    while pending:
+        yield from pending.popleft().get()
