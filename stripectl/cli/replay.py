@@ -99,7 +99,7 @@ def replay_webhook(
     jobs: Annotated[
         int, typer.Option(help="Worker processes verifying large inputs (0 = one per core).", min=0)
     ] = 0,
-    chunk_size: Annotated[int, typer.Option(hidden=True, min=1)] = 2000,
+    chunk_size: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,

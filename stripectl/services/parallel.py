@@ -3,8 +3,9 @@
 Parsing the envelope and the event JSON and checking the HMAC are ~70% of a
 replay's CPU time and independent per delivery, so large inputs spread them
 over the machine's cores while the main process dedupes, applies and writes
-SQLite. At most `2 * jobs + 11` tasks (batches of 256, or ranges of ~1 MB) are in flight: memory stays bounded
-by a few thousand deliveries, not by the input size. JSONL files travel to
+SQLite. At most `2 * jobs + 20` tasks (batches of 256, or ranges of ~1 MB)
+are in flight: memory stays bounded by a few thousand deliveries, not by the
+input size (services/worker_pool.py runs them). JSONL files travel to
 the workers as byte ranges they read themselves (see RANGE_BYTES).
 
 Small inputs are inspected inline: forking workers costs more than it saves.
@@ -15,14 +16,13 @@ from __future__ import annotations
 import gc
 import os
 import signal
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
 
 from stripectl.errors import UsageError
+from stripectl.services.worker_pool import Task, WorkerPool
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.envelope import (
     RawLine,
@@ -46,8 +46,6 @@ RANGE_BYTES = 1 << 20
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # ~1,300 deliveries of 3 KB
 
 _settings: dict[str, Any] = {}
-
-Task = tuple[Callable[..., list[Inspected]], tuple[Any, ...]]
 
 
 def _init_worker(settings: dict[str, Any]) -> None:
@@ -127,19 +125,14 @@ def inspecting(
     if jobs <= 1 or input_bytes(paths) < PARALLEL_MIN_BYTES:
         yield (_inspect_item(item, settings) for item in iter_raw(paths, allow_unsigned=allow_unsigned))
         return
-    import multiprocessing
-
     import stripectl.gateway.signatures  # noqa: F401  (stripe, once, before the fork)
 
-    # fork: workers inherit the imported modules instead of re-importing stripe.
-    ctx = multiprocessing.get_context("fork")
-    pool: Pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(settings,))
+    pool = WorkerPool(jobs, _init_worker, (settings,))
     try:
         yield _parallel(pool, _tasks(paths, allow_unsigned), jobs)
         pool.close()
     finally:
         pool.terminate()
-        pool.join()
 
 
 def _tasks(paths: list[Path], allow_unsigned: bool) -> Iterator[Task]:
@@ -183,14 +176,14 @@ def _ranges(file: Path) -> Iterator[Task]:
         yield _inspect_batch, ([empty_file(file)],)
 
 
-def _parallel(pool: Pool, tasks: Iterator[Task], jobs: int) -> Iterator[Inspected]:
+def _parallel(pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> Iterator[Inspected]:
     # Enough tasks in flight to keep the workers busy while the main process
-    # writes one replay chunk (2,000 deliveries), and no more: memory stays bounded.
-    window = 2 * jobs + 10
-    pending: deque[AsyncResult[list[Inspected]]] = deque()
-    for fn, args in tasks:
-        pending.append(pool.apply_async(fn, args))
-        if len(pending) > window:
-            yield from pending.popleft().get()
-    while pending:
-        yield from pending.popleft().get()
+    # writes one replay chunk (5,000 deliveries: ~17 ranges of 1 MB), and no
+    # more: memory stays bounded.
+    window = 2 * jobs + 20
+    for task in tasks:
+        pool.submit(task)
+        if pool.in_flight > window:
+            yield from pool.result()
+    while pool.in_flight:
+        yield from pool.result()
