@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,11 +20,13 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.replay_render import render_replay
+from stripectl.cli.replay_render import TableEvents, render_replay
 from stripectl.cli.stripe_opts import GraceOpt, check_grace
 from stripectl.errors import ConfigError, UsageError
+from stripectl.json_text import JSONText
 
 if TYPE_CHECKING:
+    from stripectl.services.replay import EventResult
     from stripectl.webhooks.delivery import Delivery
 
 HELP = f"""Verify saved Stripe webhook deliveries and apply them to the SQLite mirror.
@@ -149,27 +154,47 @@ def replay_webhook(
         dry_run=dry_run,
         max_body_bytes=max_body_bytes,
     )
-    with inspecting(
-        paths,
-        secrets=secrets,
-        tolerance=tolerance,
-        max_body_bytes=max_body_bytes,
-        allow_unsigned=unsigned,
-        jobs=jobs or default_jobs(),
-    ) as inspected:
-        store = open_store(ctx.db, dry_run=dry_run)
-        try:
-            with progress(ctx, "replaying") as advance:
-                report = replay_inspected(
-                    store, inspected, options, progress=advance, chunk_size=chunk_size
-                )
-        finally:
-            store.close()
-    if ctx.json:
-        ctx.emit_json_stream(report.json_parts())
-    else:
-        render_replay(ctx, report.to_json(), events)
+    # Results leave the replay chunk by chunk: into a spool file for --json
+    # (written out at the end, summary first), or as the table will list them.
+    with ExitStack() as stack:
+        spool = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) if ctx.json else None
+        table_events = TableEvents(events)
+        sink: Callable[[list[EventResult]], None] = (
+            partial(_spool_events, spool) if spool is not None else table_events
+        )
+        with inspecting(
+            paths,
+            secrets=secrets,
+            tolerance=tolerance,
+            max_body_bytes=max_body_bytes,
+            allow_unsigned=unsigned,
+            jobs=jobs or default_jobs(),
+        ) as inspected:
+            store = open_store(ctx.db, dry_run=dry_run)
+            try:
+                with progress(ctx, "replaying") as advance:
+                    report = replay_inspected(
+                        store,
+                        inspected,
+                        options,
+                        progress=advance,
+                        chunk_size=chunk_size,
+                        event_sink=sink,
+                    )
+            finally:
+                store.close()
+        if spool is not None:
+            spool.seek(0)
+            ctx.emit_json_stream(report.json_parts(JSONText(line[:-1]) for line in spool))
+        else:
+            report.events = table_events.kept
+            render_replay(ctx, report.to_json(), events)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _spool_events(spool: IO[str], results: list[EventResult]) -> None:
+    """One JSON event per line (JSON text never holds a raw newline)."""
+    spool.write("".join(r.to_json_text() + "\n" for r in results))
 
 
 def _forward(

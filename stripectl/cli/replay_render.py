@@ -19,6 +19,29 @@ _STYLE = {
     "rejected": "bold red",
 }
 _AUTO_LIMIT = 100
+PROBLEMS = ("rejected", "anomaly", "stale")
+
+
+class TableEvents:
+    """An event sink (services/replay.EventSink) keeping only what the table
+    lists: with --events auto, everything up to _AUTO_LIMIT deliveries, past
+    that the problems only, so a huge replay does not hold every result."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.total = 0
+        self.kept: list[Any] = []
+
+    def __call__(self, results: list[Any]) -> None:
+        self.total += len(results)
+        if self.mode == "none":
+            return
+        if self.mode == "all" or (self.mode == "auto" and self.total <= _AUTO_LIMIT):
+            self.kept.extend(results)
+            return
+        if self.mode == "auto" and len(self.kept) and self.total - len(results) <= _AUTO_LIMIT:
+            self.kept = [e for e in self.kept if e.outcome in PROBLEMS]
+        self.kept.extend(e for e in results if e.outcome in PROBLEMS)
 
 
 def _when(ts: Any) -> str:
@@ -28,15 +51,15 @@ def _when(ts: Any) -> str:
 
 
 def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
+    """`report["events"]` may hold only the events to list (see TableEvents)."""
     summary = report["summary"]
     events = report["events"]
     if events_mode == "auto":
-        events_mode = "all" if len(events) <= _AUTO_LIMIT else "problems"
+        events_mode = "all" if summary["total"] <= _AUTO_LIMIT else "problems"
     shown = [
         e
         for e in events
-        if events_mode == "all"
-        or (events_mode == "problems" and e["outcome"] in ("rejected", "anomaly", "stale"))
+        if events_mode == "all" or (events_mode == "problems" and e["outcome"] in PROBLEMS)
     ]
     if shown:
         table = Table(title="Deliveries", title_justify="left")
@@ -57,8 +80,8 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
                 redact(reason),
             )
         ctx.out.print(table)
-        if len(shown) < len(events):
-            ctx.note(f"{len(events) - len(shown)} more deliveries not listed (--events all)")
+        if len(shown) < summary["total"]:
+            ctx.note(f"{summary['total'] - len(shown)} more deliveries not listed (--events all)")
 
     subs = report["subscriptions"]
     if subs:

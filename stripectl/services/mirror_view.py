@@ -21,7 +21,7 @@ from typing import Any
 from stripectl.store import Store
 from stripectl.store import mirror as store_mirror
 
-CACHE_ROWS = 20_000
+CACHE_ROWS = 5_000
 
 
 class OverlayView:

@@ -11,6 +11,7 @@ of delivery order.
 from __future__ import annotations
 
 import gc
+import sys
 import time
 import uuid
 from collections import Counter
@@ -86,21 +87,33 @@ class EventResult:
         }
 
 
+EventSink = Callable[[list[EventResult]], None]
+
+
 @dataclass
 class ReplayReport:
     run_id: str
     dry_run: bool
+    # Every delivery's result, unless the caller took them chunk by chunk
+    # with an event sink (then only the counts are kept here).
     events: list[EventResult] = field(default_factory=list)
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, results: list[EventResult], sink: EventSink | None) -> None:
+        self.counts.update(r.outcome for r in results)
+        if sink is None:
+            self.events.extend(results)
+        else:
+            sink(results)
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = Counter(e.outcome for e in self.events)
-        return {o: counts.get(o, 0) for o in OUTCOMES} | {"total": len(self.events)}
+        return {o: self.counts.get(o, 0) for o in OUTCOMES} | {"total": self.counts.total()}
 
     @property
     def ok(self) -> bool:
-        return not any(e.outcome in ("rejected", "anomaly") for e in self.events)
+        return not (self.counts["rejected"] or self.counts["anomaly"])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,12 +123,13 @@ class ReplayReport:
             "subscriptions": self.subscriptions,
         }
 
-    def json_parts(self) -> Iterator[tuple[str, Any]]:
-        """The --json report key by key; events lazily and pre-encoded (see
-        Ctx.emit_json_stream): the same document as to_json()."""
+    def json_parts(self, events: Iterator[JSONText] | None = None) -> Iterator[tuple[str, Any]]:
+        """The --json report key by key, the same document as to_json(); events
+        lazily and pre-encoded (see Ctx.emit_json_stream), from `events` when
+        they went to a sink."""
         yield "summary", self.summary
         yield "dry_run", self.dry_run
-        yield "events", (e.to_json_text() for e in self.events)
+        yield "events", events if events is not None else (e.to_json_text() for e in self.events)
         yield "subscriptions", self.subscriptions
 
 
@@ -154,6 +168,7 @@ def replay(
     progress: Callable[[int], None] | None = None,
     now: int | None = None,
     chunk_size: int | None = None,
+    event_sink: EventSink | None = None,
 ) -> ReplayReport:
     """Verify, dedupe, order, apply and store `deliveries` (see module doc)."""
     return replay_inspected(
@@ -163,6 +178,7 @@ def replay(
         progress=progress,
         now=now,
         chunk_size=chunk_size,
+        event_sink=event_sink,
     )
 
 
@@ -174,10 +190,17 @@ def replay_inspected(
     progress: Callable[[int], None] | None = None,
     now: int | None = None,
     chunk_size: int | None = None,
+    event_sink: EventSink | None = None,
 ) -> ReplayReport:
-    """`replay` for deliveries already inspected (e.g. by services/parallel.py)."""
+    """`replay` for deliveries already inspected (e.g. by services/parallel.py).
+
+    `event_sink`, if given, receives each chunk's results once it is
+    committed instead of the report keeping them all: a 100k-delivery
+    report then costs no memory (the CLI spools them to a file)."""
     with _gc_paused():
-        return _replay_inspected(store, inspected_stream, options, progress, now, chunk_size)
+        return _replay_inspected(
+            store, inspected_stream, options, progress, now, chunk_size, event_sink
+        )
 
 
 @contextmanager
@@ -201,6 +224,7 @@ def _replay_inspected(
     progress: Callable[[int], None] | None,
     now: int | None,
     chunk_size: int | None,
+    event_sink: EventSink | None,
 ) -> ReplayReport:
     report = ReplayReport(run_id=uuid.uuid4().hex[:12], dry_run=options.dry_run)
     run = _Run(store)
@@ -218,9 +242,8 @@ def _replay_inspected(
                 run.view.flush()
                 if run.view.livemode_changed is not None:
                     store.meta_set("livemode", run.view.livemode_changed)
-            run.committed(inspected, results)
         run.view.livemode_changed = None
-        report.events.extend(results)
+        report.add(results, event_sink)
         if progress is not None:
             progress(len(inspected))
     report.subscriptions = subscription_report(
@@ -244,9 +267,7 @@ class _Run:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.view = OverlayView(store)
-        # delivery_id -> its result, for deliveries handled by this run
-        self.seen_deliveries: dict[str, EventResult] = {}
-        self.stored: dict[str, EventResult] = {}  # ... of those, committed to `events`
+        self.seen_deliveries: set[str] = set()  # stored in `events` by this run
         self.seen_events: set[str] = set()
         self.touched: set[str] = set()
         self.sole_writer: bool | None = None  # None: not known yet
@@ -264,22 +285,17 @@ class _Run:
         self.data_version = version
         self.view.keep_cache = bool(self.sole_writer)
 
-    def committed(self, inspected: list[Inspected], results: list[EventResult]) -> None:
-        if self.sole_writer:
-            for res in results:
-                if res.reason != "delivery already stored":
-                    self.stored[res.delivery_id] = res
-
     def process_chunk(self, inspected: list[Inspected], now: int) -> list[EventResult]:
         store, view = self.store, self.view
         seen_deliveries, seen_events, touched = self.seen_deliveries, self.seen_events, self.touched
         if self.sole_writer:
-            stored_deliveries = {
-                i.delivery_id: (r.outcome, r.reason)
-                for i in inspected
-                if (r := self.stored.get(i.delivery_id)) is not None
-            }
-            accepted_ids: set[str] = set()  # all in seen_events
+            # `events` holds only what this run stored: rows are looked up
+            # only for deliveries seen in earlier chunks (re-deliveries, few),
+            # and every accepted event id is in seen_events already.
+            stored_deliveries = store_events.known_deliveries(
+                store, [i.delivery_id for i in inspected if i.delivery_id in seen_deliveries]
+            )
+            accepted_ids: set[str] = set()
         else:
             stored_deliveries = store_events.known_deliveries(store, [i.delivery_id for i in inspected])
             accepted_ids = store_events.accepted_event_ids(
@@ -291,7 +307,9 @@ class _Run:
             res = EventResult(
                 ins.source,
                 ins.event_id,
-                ins.type,
+                # A handful of distinct types: one string each, not one per
+                # delivery kept in the report (~8 MB at 100k deliveries).
+                ins.type and sys.intern(ins.type),
                 "rejected",
                 ins.reason,
                 ins.delivery_id,
@@ -319,7 +337,7 @@ class _Run:
                 continue
             if prior is not None:
                 res.note = f"re-checked: stored earlier as rejected: {prior[1]}"
-            seen_deliveries[ins.delivery_id] = res
+            seen_deliveries.add(ins.delivery_id)
             if ins.reason is not None:
                 continue
             candidates.append((res, ins))

@@ -68,7 +68,7 @@ class WorkerPool:
     ) -> None:
         import multiprocessing
 
-        # fork: workers inherit the imported modules (stripe) instead of importing them.
+        # fork: workers inherit the imported modules instead of importing them again.
         ctx = multiprocessing.get_context("fork")
         self._procs: list[BaseProcess] = []
         self._tasks: list[Connection] = []
