@@ -9,6 +9,8 @@ separators, ASCII escapes), which tests/test_json_text.py checks.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii
 
 
@@ -28,3 +30,34 @@ def int_or_null(value: int | None) -> str:
 
 def boolean(value: bool) -> str:
     return "true" if value else "false"
+
+
+class JSONArraySpool:
+    """The items of a JSON array, written to a temporary file as they come, so
+    a 100k-event report costs disk, not memory. Text is written as given:
+    callers redact it first (stdout is never redacted again, block by block,
+    because a block boundary could split a secret)."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (see close)
+        self.empty = True
+
+    def write_items(self, joined: str) -> None:
+        """Items already joined with ",\n  "."""
+        if joined:
+            self.file.write(("\n  " if self.empty else ",\n  ") + joined)
+            self.empty = False
+
+    def blocks(self) -> Iterator[str]:
+        self.file.seek(0)
+        while block := self.file.read(1 << 20):
+            yield block
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> JSONArraySpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

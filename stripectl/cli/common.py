@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from stripectl import errors
-from stripectl.json_text import JSONText
+from stripectl.json_text import JSONArraySpool, JSONText
 from stripectl.redact import redact
 
 DEFAULT_DB = "stripectl.db"
@@ -76,14 +76,20 @@ class Ctx:
 
     def emit_json_stream(self, parts: Iterator[tuple[str, Any]]) -> None:
         """A JSON object written key by key; a list value given as an iterator is
-        written item by item, so a 100k-event report never exists as one string.
+        written item by item (as a JSONArraySpool, copied as it is), so a
+        100k-event report never exists as one string.
         Items go out (and through redact) a batch at a time: one redact per item
         cost more than encoding the item."""
         w = sys.stdout.write
         w("{")
         for n, (key, value) in enumerate(parts):
             w(("," if n else "") + "\n" + json.dumps(key) + ": ")
-            if isinstance(value, Iterator):
+            if isinstance(value, JSONArraySpool):
+                w("[")
+                for block in value.blocks():
+                    w(block)
+                w("\n]")
+            elif isinstance(value, Iterator):
                 w("[")
                 sep = "\n  "
                 for batch in _batched(value, 1000):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +22,8 @@ from stripectl.cli.common import (
 from stripectl.cli.replay_render import TableEvents, render_replay
 from stripectl.cli.stripe_opts import GraceOpt, check_grace
 from stripectl.errors import ConfigError, UsageError
-from stripectl.json_text import JSONText
+from stripectl.json_text import JSONArraySpool
+from stripectl.redact import redact
 
 if TYPE_CHECKING:
     from stripectl.services.replay import EventResult
@@ -157,7 +157,7 @@ def replay_webhook(
     # Results leave the replay chunk by chunk: into a spool file for --json
     # (written out at the end, summary first), or as the table will list them.
     with ExitStack() as stack:
-        spool = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) if ctx.json else None
+        spool = stack.enter_context(JSONArraySpool()) if ctx.json else None
         table_events = TableEvents(events)
         sink: Callable[[list[EventResult]], None] = (
             partial(_spool_events, spool) if spool is not None else table_events
@@ -184,17 +184,15 @@ def replay_webhook(
             finally:
                 store.close()
         if spool is not None:
-            spool.seek(0)
-            ctx.emit_json_stream(report.json_parts(JSONText(line[:-1]) for line in spool))
+            ctx.emit_json_stream(report.json_parts(spool))
         else:
             report.events = table_events.kept
             render_replay(ctx, report.to_json(), events)
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _spool_events(spool: IO[str], results: list[EventResult]) -> None:
-    """One JSON event per line (JSON text never holds a raw newline)."""
-    spool.write("".join(r.to_json_text() + "\n" for r in results))
+def _spool_events(spool: JSONArraySpool, results: list[EventResult]) -> None:
+    spool.write_items(redact(",\n  ".join([r.to_json_text() for r in results])))
 
 
 def _forward(

@@ -26,12 +26,15 @@ def signature_timestamp(header: str) -> int | None:
     with <old> and the freshness check with <now>. More than one `t` is
     refused outright.
     """
-    stamps = [
-        item[1] for item in (p.split("=", 2) for p in header.split(",")) if item[0] == "t" and len(item) > 1
-    ]
-    if len(stamps) != 1 or any(
-        p.strip().startswith("t=") for p in header.split(",") if not p.startswith("t=")
-    ):
+    stamps: list[str] = []
+    for part in header.split(","):
+        key_value = part.split("=", 2)
+        if key_value[0] == "t":
+            if len(key_value) > 1:
+                stamps.append(key_value[1])
+        elif part.strip().startswith("t="):  # " t=..." is no t for the SDK: refuse it
+            return None
+    if len(stamps) != 1:
         return None
     try:
         return int(stamps[0])

