@@ -3,7 +3,7 @@
 Parsing the envelope and the event JSON and checking the HMAC are ~70% of a
 replay's CPU time and independent per delivery, so large inputs spread them
 over the machine's cores while the main process dedupes, applies and writes
-SQLite. At most `2 * jobs + 20` tasks (batches of 256, or ranges of ~1 MB)
+SQLite. At most `2 * jobs + 30` tasks (batches of 256, or ranges of ~1 MB)
 are in flight: memory stays bounded by a few thousand deliveries, not by the
 input size (services/worker_pool.py runs them). JSONL files travel to
 the workers as byte ranges they read themselves (see RANGE_BYTES).
@@ -199,9 +199,9 @@ def _ranges(file: Path) -> Iterator[Task]:
 
 def _parallel(pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> Iterator[Inspected]:
     # Enough tasks in flight to keep the workers busy while the main process
-    # writes most of a replay chunk (5,000 deliveries: ~17 ranges of 1 MB), and no
+    # writes a replay chunk (5,000 deliveries: ~17 ranges of 1 MB) and more, and no
     # more: memory stays bounded.
-    window = 2 * jobs + 16
+    window = 2 * jobs + 30
     for task in tasks:
         pool.submit(task)
         if pool.in_flight > window:
