@@ -122,3 +122,55 @@ def test_another_writer_mid_run_is_seen_by_the_next_chunk(tmp_path: Path) -> Non
         assert store_mirror.get_row(store, "subscriptions", sub)["last_event_id"] == "evt_1SoleFromSync"
     finally:
         store.close()
+
+
+def test_the_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> None:
+    """Chunks may close early (services/replay._chunks): every outcome, reason
+    and note must come out the same for any chunking, duplicates included."""
+    corpus = _deliveries(_corpus())
+    reports = [
+        _events(_replay(tmp_path / f"{size}.db", corpus, chunk_size=size))
+        for size in (1, 2, 5, 13, 10_000)
+    ]
+    assert all(r == reports[-1] for r in reports)
+    notes = [e["note"] for e in reports[-1] if e["outcome"] == "duplicate"]
+    assert any(n and n.startswith("stored earlier as applied") for n in notes)
+    assert any(n and n.startswith("stored earlier as rejected: bad_signature") for n in notes)
+
+
+class _Stream:
+    """Inspected deliveries with a ready() as services/parallel gives them."""
+
+    def __init__(self, items: list[Any], ready: bool) -> None:
+        self._it, self._ready = iter(items), ready
+
+    def __iter__(self) -> Any:
+        return self._it
+
+    def ready(self) -> bool:
+        return self._ready
+
+
+def test_chunks_close_early_only_when_the_next_delivery_is_not_ready(tmp_path: Path) -> None:
+    from stripectl.services.replay import MIN_CHUNK, RAMP, inspect_all, replay_inspected
+
+    options = ReplayOptions(secrets=[SECRET])
+    events: list[dict[str, Any]] = []
+    for i in range(420):
+        events += f.lifecycle(f"sub_1Chunk{i:018d}", f"cus_1Chunk{i:014d}", payment_succeeded=False)
+    inspected = list(inspect_all(_deliveries(envelopes(events)), options))
+    total = len(inspected)
+    assert total > sum(RAMP) + 2 * MIN_CHUNK
+    sizes: dict[bool, list[int]] = {}
+    for ready in (True, False):
+        store = open_store(str(tmp_path / f"{ready}.db"))
+        try:
+            seen: list[int] = []
+            replay_inspected(store, _Stream(inspected, ready), options, progress=seen.append)
+            sizes[ready] = seen
+        finally:
+            store.close()
+    assert sizes[True][:3] == list(RAMP) and sum(sizes[True]) == total
+    assert sizes[False][0] == RAMP[0] and set(sizes[False][1:-1]) == {MIN_CHUNK}
+    assert sum(sizes[False]) == total
+    assert mirror_state(tmp_path / "True.db") == mirror_state(tmp_path / "False.db")

@@ -77,10 +77,10 @@ class OverlayView:
         return store_mirror.checkout_link(self.store, subscription_id)
 
     def invoices_for(self, sub_ids: list[str]) -> list[dict[str, Any]]:
-        """Candidates for each subscription's newest invoice: the stored newest
-        plus this run's cached rows (see subscription_report.latest_invoices)."""
+        """The subscriptions' invoices as the access report reads them: stored
+        rows (its columns only) overridden by this run's cached rows."""
         by_id = {
-            r["id"]: r for r in store_mirror.latest_invoices_for_subscriptions(self.store, sub_ids)
+            r["id"]: r for r in store_mirror.report_invoices_for_subscriptions(self.store, sub_ids)
         }
         if self._invoices_by_sub is None:
             self._invoices_by_sub = defaultdict(list)

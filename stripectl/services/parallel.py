@@ -150,7 +150,7 @@ def inspecting(
     # to this process's peak RSS for nothing (it only writes SQLite).
     pool = WorkerPool(jobs, _init_worker, (settings,))
     try:
-        yield _parallel(pool, _tasks(paths, allow_unsigned), jobs)
+        yield _Parallel(pool, _tasks(paths, allow_unsigned), jobs)
         pool.close()
     finally:
         pool.terminate()
@@ -197,14 +197,46 @@ def _ranges(file: Path) -> Iterator[Task]:
         yield _inspect_batch, ([empty_file(file)],)
 
 
-def _parallel(pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> Iterator[Inspected]:
-    # Enough tasks in flight to keep the workers busy while the main process
-    # writes a replay chunk (5,000 deliveries: ~17 ranges of 1 MB) and more, and no
-    # more: memory stays bounded.
-    window = 2 * jobs + 30
-    for task in tasks:
-        pool.submit(task)
-        if pool.in_flight > window:
-            yield from _unpacked(pool.result())
-    while pool.in_flight:
-        yield from _unpacked(pool.result())
+class _Parallel:
+    """The workers' results, in input order, with `ready()`: whether the next
+    one is here without waiting (replay closes a chunk early rather than
+    idle, see services/replay._chunks)."""
+
+    def __init__(self, pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> None:
+        self._pool = pool
+        self._tasks: Iterator[Task] | None = tasks
+        # Enough tasks in flight to keep the workers busy while the main
+        # process writes a replay chunk (5,000 deliveries: ~17 ranges of 1 MB)
+        # and more, and no more: memory stays bounded.
+        self._window = 2 * jobs + 30
+        self._batch: list[Inspected] = []
+        self._pos = 0
+
+    def __iter__(self) -> Iterator[Inspected]:
+        return self
+
+    def __next__(self) -> Inspected:
+        while self._pos >= len(self._batch):
+            self._batch, self._pos = self._next_batch(), 0
+        item = self._batch[self._pos]
+        self._pos += 1
+        return item
+
+    def ready(self) -> bool:
+        return (
+            self._pos < len(self._batch)
+            or self._pool.result_ready()
+            or (self._tasks is None and not self._pool.in_flight)
+        )
+
+    def _next_batch(self) -> list[Inspected]:
+        if self._tasks is not None:
+            for task in self._tasks:
+                self._pool.submit(task)
+                if self._pool.in_flight > self._window:
+                    break
+            else:
+                self._tasks = None
+        if not self._pool.in_flight:
+            raise StopIteration
+        return _unpacked(self._pool.result())

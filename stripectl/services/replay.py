@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice, repeat
+from itertools import repeat
 from typing import Any
 
 from stripectl.json_text import JSONText, boolean, int_or_null, string_or_null
@@ -38,6 +38,7 @@ OUTCOMES = ("applied", "duplicate", "stale", "anomaly", "ignored", "rejected")
 # workers are still filling the pipeline (see _chunk_sizes).
 CHUNK = 5000
 RAMP = (500, 1000, 2000)
+MIN_CHUNK = 1000
 
 
 @dataclass
@@ -142,9 +143,24 @@ def _chunk_sizes(size: int | None) -> Iterator[int]:
 
 
 def _chunks(items: Iterable[Inspected], size: int | None) -> Iterator[list[Inspected]]:
+    """Chunks of `size`, or by default of RAMP then CHUNK deliveries; those
+    close early (at MIN_CHUNK or more) when the input has a `ready()` that
+    says the next delivery is not here yet: the writer then commits what it
+    has instead of idling, and the last chunk is not a full one that starts
+    only once the workers are done. The report and the mirror do not depend
+    on where chunks end (tests/test_replay_property.py)."""
     it = iter(items)
-    for n in _chunk_sizes(size):
-        chunk = list(islice(it, n))
+    ready: Callable[[], bool] | None = getattr(items, "ready", None)
+    for index, limit in enumerate(_chunk_sizes(size)):
+        waiting = ready if size is None and index > 0 else None
+        chunk: list[Inspected] = []
+        for ins in it:
+            chunk.append(ins)
+            n = len(chunk)
+            if n >= limit or (
+                waiting is not None and n >= MIN_CHUNK and n % 250 == 0 and not waiting()
+            ):
+                break
         if not chunk:
             return
         yield chunk
@@ -303,6 +319,8 @@ class _Run:
             )
         results: list[EventResult] = []
         candidates: list[tuple[EventResult, Inspected]] = []
+        first_in_chunk: dict[str, EventResult] = {}
+        repeats: list[tuple[EventResult, Inspected, EventResult]] = []
         for ins in inspected:
             res = EventResult(
                 ins.source,
@@ -328,16 +346,19 @@ class _Run:
                 prior is not None and (prior[0] != "rejected" or prior[1] == ins.reason)
             ):
                 res.outcome, res.reason = "duplicate", "delivery already stored"
-                if prior is not None and prior[0] != "duplicate":
-                    res.note = f"stored earlier as {prior[0]}" + (f": {prior[1]}" if prior[1] else "")
-                    if prior[0] == "rejected":
-                        res.rejected_before = prior[1] or "rejected"
-                elif ins.reason is not None:  # the same bytes twice in this run, rejected the first time
-                    res.rejected_before = ins.reason
+                first = first_in_chunk.get(ins.delivery_id)
+                if first is not None:
+                    # Its first copy is in this chunk: annotated once that copy's
+                    # outcome is known, as if it had been stored already, so the
+                    # report does not depend on where chunks end.
+                    repeats.append((res, ins, first))
+                else:
+                    _note_duplicate(res, ins, prior)
                 continue
             if prior is not None:
                 res.note = f"re-checked: stored earlier as rejected: {prior[1]}"
             seen_deliveries.add(ins.delivery_id)
+            first_in_chunk[ins.delivery_id] = res
             if ins.reason is not None:
                 continue
             candidates.append((res, ins))
@@ -366,7 +387,22 @@ class _Run:
             seen_events.add(event_id)
             source = "api" if ins.trusted else "unverified" if ins.unsigned else "webhook"
             res.outcome, res.reason = apply_event(view, ins, now=now, source=source)
+        for res, ins, first in repeats:
+            _note_duplicate(res, ins, (first.outcome, first.reason))
         return results
+
+
+def _note_duplicate(
+    res: EventResult, ins: Inspected, prior: tuple[str, str | None] | None
+) -> None:
+    """Say what the stored copy of a duplicate delivery did (`prior`: its
+    outcome and reason in `events`)."""
+    if prior is not None and prior[0] != "duplicate":
+        res.note = f"stored earlier as {prior[0]}" + (f": {prior[1]}" if prior[1] else "")
+        if prior[0] == "rejected":
+            res.rejected_before = prior[1] or "rejected"
+    elif ins.reason is not None:  # the same bytes twice in this run, rejected the first time
+        res.rejected_before = ins.reason
 
 
 def _candidate_key(pair: tuple[EventResult, Inspected]) -> tuple[int, int, str]:

@@ -121,6 +121,10 @@ class WorkerPool:
             raise WorkerDied(f"verification worker {n} exited unexpectedly ({exc})") from exc
         self._submitted += 1
 
+    def result_ready(self) -> bool:
+        """Whether result() would return without waiting for a worker."""
+        return self.in_flight > 0 and not self._queues[self._taken % len(self._queues)].empty()
+
     def result(self) -> Any:
         """The result of the oldest task not taken yet (its exception, re-raised)."""
         n = self._taken % len(self._queues)
