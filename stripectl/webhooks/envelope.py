@@ -156,12 +156,28 @@ def _lines(name: str, lines: Iterable[bytes], first_lineno: int) -> Iterator[Raw
 
 def read_jsonl_range(path: Path, start: int, end: int, first_lineno: int) -> Iterator[RawLine]:
     """The non-blank lines in bytes [start, end) of a JSONL file; `start` is a
-    line start and `first_lineno` its line number (see services/parallel.py)."""
+    line start and `first_lineno` its line number."""
+    _, lines = jsonl_range_lines(path, start, end)
+    name = str(path)
+    for rel, data in lines:
+        yield RawLine(f"{name}:{first_lineno + rel - 1}", data)
+
+
+def jsonl_range_lines(path: Path, start: int, end: int) -> tuple[int, list[tuple[int, bytes]]]:
+    """For bytes [start, end) of a JSONL file (`start` a line start): how many
+    newlines they hold, and each non-blank line with its number counted from
+    1 at `start` (a worker reads and counts its own range: services/parallel.py)."""
     with _open(path) as f:
         f.seek(start)
         data = f.read(end - start)
     # BytesIO splits exactly as iterating the file does (on b"\n", kept).
-    yield from _lines(str(path), io.BytesIO(data), first_lineno)
+    lines = [
+        (n, line)
+        for n, line in enumerate(io.BytesIO(data), 1)
+        # Same test as `line.strip()` (ASCII whitespace) without copying the line.
+        if line and not line.isspace()
+    ]
+    return data.count(b"\n"), lines
 
 
 def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: bool) -> Delivery:
