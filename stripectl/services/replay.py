@@ -244,6 +244,26 @@ def _replay_inspected(
 ) -> ReplayReport:
     report = ReplayReport(run_id=uuid.uuid4().hex[:12], dry_run=options.dry_run)
     run = _Run(store)
+    with store.background_checkpoints():
+        _replay_chunks(store, run, report, inspected_stream, options, progress, now, chunk_size,
+                       event_sink)
+    report.subscriptions = subscription_report(
+        run.view, sorted(run.touched), grace=options.grace, now=now
+    )
+    return report
+
+
+def _replay_chunks(
+    store: Store,
+    run: _Run,
+    report: ReplayReport,
+    inspected_stream: Iterable[Inspected],
+    options: ReplayOptions,
+    progress: Callable[[int], None] | None,
+    now: int | None,
+    chunk_size: int | None,
+    event_sink: EventSink | None,
+) -> None:
     for inspected in _chunks(inspected_stream, chunk_size):
         clock = now if now is not None else int(time.time())
         if options.dry_run:
@@ -262,10 +282,6 @@ def _replay_inspected(
         report.add(results, event_sink)
         if progress is not None:
             progress(len(inspected))
-    report.subscriptions = subscription_report(
-        run.view, sorted(run.touched), grace=options.grace, now=now
-    )
-    return report
 
 
 class _Run:

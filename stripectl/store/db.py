@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -176,6 +177,7 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.path = path
         self.readonly = readonly
+        self._checkpoint_due: threading.Event | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -199,6 +201,50 @@ class Store:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot commit to the mirror {self.path}: {exc}") from exc
+            if self._checkpoint_due is not None:
+                self._checkpoint_due.set()
+
+    @contextmanager
+    def background_checkpoints(self) -> Iterator[None]:
+        """Checkpoint the WAL from a thread of its own while the caller writes.
+
+        A checkpoint copies the WAL into the database and fsyncs both
+        (synchronous=NORMAL). Run by a commit, it stalls the committing
+        writer, which in a long replay is the pipeline's one serial stage.
+        On another connection it runs beside the writer (PASSIVE never
+        blocks it) and waits for the disk without the GIL. Safety is
+        SQLite's: a checkpoint may stop anywhere, the WAL keeps every commit.
+        """
+        if self.readonly or self.path == ":memory:":
+            yield
+            return
+        due, stop = threading.Event(), threading.Event()
+
+        def run() -> None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            try:
+                conn.execute("PRAGMA synchronous=NORMAL")
+                while not stop.is_set():
+                    due.wait(1.0)
+                    due.clear()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # only an optimisation: the writer's close checkpoints anyway
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=run, name="stripectl-checkpointer", daemon=True)
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpoint_due = due
+        thread.start()
+        try:
+            yield
+        finally:
+            self._checkpoint_due = None
+            stop.set()
+            due.set()
+            thread.join()
+            self.conn.execute("PRAGMA wal_autocheckpoint=1000")
 
     def data_version(self) -> int:
         """Changes when another connection commits (SQLite's PRAGMA data_version);
