@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stripectl.services.replay import EventResult
+from stripectl.services.replay_report import EventResult
 
 text = st.none() | st.text()
 

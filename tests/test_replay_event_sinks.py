@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stripectl.cli.replay_render import TableEvents
-from stripectl.services.replay import EventResult, ReplayOptions, replay
+from stripectl.services.replay import ReplayOptions, replay
+from stripectl.services.replay_report import EventResult
 from stripectl.store import open_store
 from stripectl.webhooks.delivery import Delivery
 from tests import factories as f

@@ -67,7 +67,7 @@ def export(
     debug: DebugOpt = False,
 ) -> None:
     ctx = make_ctx(tctx, db, json_out, debug)
-    from stripectl.services.replay import OUTCOMES
+    from stripectl.services.replay_report import OUTCOMES
     from stripectl.store import open_store
     from stripectl.store.inbox import iter_deliveries
     from stripectl.timeparse import parse_since

@@ -26,7 +26,7 @@ from stripectl.json_text import JSONArraySpool
 from stripectl.redact import redact
 
 if TYPE_CHECKING:
-    from stripectl.services.replay import EventResult
+    from stripectl.services.replay_report import EventResult
     from stripectl.webhooks.delivery import Delivery
 
 HELP = f"""Verify saved Stripe webhook deliveries and apply them to the SQLite mirror.

@@ -33,7 +33,7 @@ from stripectl.webhooks.delivery import Delivery
 
 if TYPE_CHECKING:
     from stripectl.gateway.client import Gateway
-    from stripectl.services.replay import ReplayReport
+    from stripectl.services.replay_report import ReplayReport
     from stripectl.store import Store
 
 CURSOR_KEY = "events_cursor"

@@ -32,7 +32,8 @@ from stripectl.redact import redact
 from stripectl.webhooks.delivery import Delivery
 
 if TYPE_CHECKING:
-    from stripectl.services.replay import EventResult, ReplayOptions
+    from stripectl.services.replay import ReplayOptions
+    from stripectl.services.replay_report import EventResult
     from stripectl.store import Store
 
 BATCH_MAX = 64

@@ -79,9 +79,10 @@ class OverlayView:
     def invoices_for(self, sub_ids: list[str]) -> list[dict[str, Any]]:
         """The subscriptions' invoices as the access report reads them: stored
         rows (its columns only) overridden by this run's cached rows."""
-        by_id = {
-            r["id"]: r for r in store_mirror.report_invoices_for_subscriptions(self.store, sub_ids)
-        }
+        rows = store_mirror.invoices_for_subscriptions(
+            self.store, sub_ids, store_mirror.REPORT_INVOICE_COLUMNS
+        )
+        by_id = {r["id"]: r for r in rows}
         if self._invoices_by_sub is None:
             self._invoices_by_sub = defaultdict(list)
             for row in self.cache["invoices"].values():

@@ -14,15 +14,14 @@ import gc
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from stripectl.json_text import JSONText, boolean, int_or_null, string_or_null
 from stripectl.services.mirror_view import OverlayView
+from stripectl.services.replay_report import EventResult, EventSink, ReplayReport
 from stripectl.services.subscription_report import subscription_report
 from stripectl.store import Store
 from stripectl.store import events as store_events
@@ -30,7 +29,6 @@ from stripectl.webhooks.apply import apply_event, sort_key
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.inspect import Inspected, inspect
 
-OUTCOMES = ("applied", "duplicate", "stale", "anomaly", "ignored", "rejected")
 # Each chunk is one transaction. Bigger ones amortise rewriting the index
 # pages of `events` (delivery ids are random: a chunk dirties most of them)
 # and the mirror: 5,000 took the bench's main-process cost per delivery from
@@ -48,90 +46,6 @@ class ReplayOptions:
     grace: str = "retry"
     dry_run: bool = False
     max_body_bytes: int = 1_048_576
-
-
-@dataclass(slots=True)
-class EventResult:
-    source: str
-    event_id: str | None
-    type: str | None
-    outcome: str
-    reason: str | None
-    delivery_id: str
-    created: int | None = None
-    verified: bool = False
-    note: str | None = None
-    # For a duplicate of a delivery stored as rejected: that rejection's reason
-    # (the listener answers such a resend with the same 400, not a 200).
-    rejected_before: str | None = None
-
-    def to_json_text(self) -> JSONText:
-        """`json.dumps(self.to_json())`, ~4x faster (see stripectl/json_text.py)."""
-        return JSONText(
-            f'{{"source": {string_or_null(self.source)}, '
-            f'"event_id": {string_or_null(self.event_id)}, "type": {string_or_null(self.type)}, '
-            f'"outcome": {string_or_null(self.outcome)}, "reason": {string_or_null(self.reason)}, '
-            f'"verified": {boolean(self.verified)}, "created": {int_or_null(self.created)}, '
-            f'"note": {string_or_null(self.note)}}}'
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "event_id": self.event_id,
-            "type": self.type,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "verified": self.verified,
-            "created": self.created,
-            "note": self.note,
-        }
-
-
-EventSink = Callable[[list[EventResult]], None]
-
-
-@dataclass
-class ReplayReport:
-    run_id: str
-    dry_run: bool
-    # Every delivery's result, unless the caller took them chunk by chunk
-    # with an event sink (then only the counts are kept here).
-    events: list[EventResult] = field(default_factory=list)
-    subscriptions: list[dict[str, Any]] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-
-    def add(self, results: list[EventResult], sink: EventSink | None) -> None:
-        self.counts.update(r.outcome for r in results)
-        if sink is None:
-            self.events.extend(results)
-        else:
-            sink(results)
-
-    @property
-    def summary(self) -> dict[str, int]:
-        return {o: self.counts.get(o, 0) for o in OUTCOMES} | {"total": self.counts.total()}
-
-    @property
-    def ok(self) -> bool:
-        return not (self.counts["rejected"] or self.counts["anomaly"])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "summary": self.summary,
-            "dry_run": self.dry_run,
-            "events": [e.to_json() for e in self.events],
-            "subscriptions": self.subscriptions,
-        }
-
-    def json_parts(self, events: Any = None) -> Iterator[tuple[str, Any]]:
-        """The --json report key by key, the same document as to_json(); events
-        lazily and pre-encoded (see Ctx.emit_json_stream), from `events` when
-        they went to a sink."""
-        yield "summary", self.summary
-        yield "dry_run", self.dry_run
-        yield "events", events if events is not None else (e.to_json_text() for e in self.events)
-        yield "subscriptions", self.subscriptions
 
 
 def _chunk_sizes(size: int | None) -> Iterator[int]:
@@ -245,43 +159,28 @@ def _replay_inspected(
     report = ReplayReport(run_id=uuid.uuid4().hex[:12], dry_run=options.dry_run)
     run = _Run(store)
     with store.background_checkpoints():
-        _replay_chunks(store, run, report, inspected_stream, options, progress, now, chunk_size,
-                       event_sink)
+        for inspected in _chunks(inspected_stream, chunk_size):
+            clock = now if now is not None else int(time.time())
+            if options.dry_run:
+                results = run.process_chunk(inspected, clock)
+            else:
+                # Dedupe lookups, the apply and the writes share one write lock: a
+                # listener on the same mirror cannot store an event in between.
+                with store.transaction():
+                    run.check_store()
+                    results = run.process_chunk(inspected, clock)
+                    store_events.insert_events(store, _event_rows(inspected, results, report.run_id, clock))
+                    run.view.flush()
+                    if run.view.livemode_changed is not None:
+                        store.meta_set("livemode", run.view.livemode_changed)
+            run.view.livemode_changed = None
+            report.add(results, event_sink)
+            if progress is not None:
+                progress(len(inspected))
     report.subscriptions = subscription_report(
         run.view, sorted(run.touched), grace=options.grace, now=now
     )
     return report
-
-
-def _replay_chunks(
-    store: Store,
-    run: _Run,
-    report: ReplayReport,
-    inspected_stream: Iterable[Inspected],
-    options: ReplayOptions,
-    progress: Callable[[int], None] | None,
-    now: int | None,
-    chunk_size: int | None,
-    event_sink: EventSink | None,
-) -> None:
-    for inspected in _chunks(inspected_stream, chunk_size):
-        clock = now if now is not None else int(time.time())
-        if options.dry_run:
-            results = run.process_chunk(inspected, clock)
-        else:
-            # Dedupe lookups, the apply and the writes share one write lock: a
-            # listener on the same mirror cannot store an event in between.
-            with store.transaction():
-                run.check_store()
-                results = run.process_chunk(inspected, clock)
-                store_events.insert_events(store, _event_rows(inspected, results, report.run_id, clock))
-                run.view.flush()
-                if run.view.livemode_changed is not None:
-                    store.meta_set("livemode", run.view.livemode_changed)
-        run.view.livemode_changed = None
-        report.add(results, event_sink)
-        if progress is not None:
-            progress(len(inspected))
 
 
 class _Run:

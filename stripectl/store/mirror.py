@@ -88,31 +88,17 @@ def all_rows(
     return store.query(sql, params)
 
 
-def invoices_for_subscriptions(store: Store, sub_ids: Iterable[str]) -> list[dict[str, Any]]:
-    wanted = list(dict.fromkeys(i for i in sub_ids if i))
-    out: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), _CHUNK):
-        part = wanted[start : start + _CHUNK]
-        marks = ",".join("?" * len(part))
-        out.extend(
-            store.query(f"SELECT * FROM invoices WHERE subscription IN ({marks})", tuple(part))
-        )
-    return out
-
-
-# What the access report reads of an invoice (services/subscription_report.py).
+# What the access report reads of an invoice (services/subscription_report.py):
+# `SELECT *` took the 5,000-subscription report of bench/replay.py from ~30 to ~75 ms.
 REPORT_INVOICE_COLUMNS = (
     "id, subscription, last_event_created, status, attempt_count, next_payment_attempt, "
     "action_required"
 )
 
 
-def report_invoices_for_subscriptions(
-    store: Store, sub_ids: Iterable[str]
+def invoices_for_subscriptions(
+    store: Store, sub_ids: Iterable[str], columns: str = "*"
 ) -> list[dict[str, Any]]:
-    """The subscriptions' invoices, only the columns the access report reads:
-    `SELECT *` (or a window function picking the newest) took the 5,000-
-    subscription report of bench/replay.py from ~30 to ~75 ms."""
     wanted = list(dict.fromkeys(i for i in sub_ids if i))
     out: list[dict[str, Any]] = []
     for start in range(0, len(wanted), _CHUNK):
@@ -120,8 +106,7 @@ def report_invoices_for_subscriptions(
         marks = ",".join("?" * len(part))
         out.extend(
             store.query(
-                f"SELECT {REPORT_INVOICE_COLUMNS} FROM invoices WHERE subscription IN ({marks})",
-                tuple(part),
+                f"SELECT {columns} FROM invoices WHERE subscription IN ({marks})", tuple(part)
             )
         )
     return out
