@@ -124,9 +124,11 @@ def test_another_writer_mid_run_is_seen_by_the_next_chunk(tmp_path: Path) -> Non
         store.close()
 
 
-def test_the_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> None:
-    """Chunks may close early (services/replay._chunks): every outcome, reason
-    and note must come out the same for any chunking, duplicates included."""
+def test_duplicate_notes_do_not_depend_on_where_chunks_end(tmp_path: Path) -> None:
+    """A re-delivery says what its first copy did whether that copy was
+    committed in an earlier chunk or sits in the same one (in-order input:
+    for out-of-order input chunk ends can decide applied vs stale, which is
+    why they are fixed by input position)."""
     corpus = _deliveries(_corpus())
     reports = [
         _events(_replay(tmp_path / f"{size}.db", corpus, chunk_size=size))
@@ -138,39 +140,12 @@ def test_the_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> None:
     assert any(n and n.startswith("stored earlier as rejected: bad_signature") for n in notes)
 
 
-class _Stream:
-    """Inspected deliveries with a ready() as services/parallel gives them."""
 
-    def __init__(self, items: list[Any], ready: bool) -> None:
-        self._it, self._ready = iter(items), ready
+def test_chunk_ends_are_fixed_by_input_position() -> None:
+    """Never by timing: for out-of-order input a chunk end can decide between
+    applied and stale, and the same input must give the same report."""
+    from stripectl.services.replay import CHUNK, RAMP, _chunks
 
-    def __iter__(self) -> Any:
-        return self._it
-
-    def ready(self) -> bool:
-        return self._ready
-
-
-def test_chunks_close_early_only_when_the_next_delivery_is_not_ready(tmp_path: Path) -> None:
-    from stripectl.services.replay import MIN_CHUNK, RAMP, inspect_all, replay_inspected
-
-    options = ReplayOptions(secrets=[SECRET])
-    events: list[dict[str, Any]] = []
-    for i in range(420):
-        events += f.lifecycle(f"sub_1Chunk{i:018d}", f"cus_1Chunk{i:014d}", payment_succeeded=False)
-    inspected = list(inspect_all(_deliveries(envelopes(events)), options))
-    total = len(inspected)
-    assert total > sum(RAMP) + 2 * MIN_CHUNK
-    sizes: dict[bool, list[int]] = {}
-    for ready in (True, False):
-        store = open_store(str(tmp_path / f"{ready}.db"))
-        try:
-            seen: list[int] = []
-            replay_inspected(store, _Stream(inspected, ready), options, progress=seen.append)
-            sizes[ready] = seen
-        finally:
-            store.close()
-    assert sizes[True][:3] == list(RAMP) and sum(sizes[True]) == total
-    assert sizes[False][0] == RAMP[0] and set(sizes[False][1:-1]) == {MIN_CHUNK}
-    assert sum(sizes[False]) == total
-    assert mirror_state(tmp_path / "True.db") == mirror_state(tmp_path / "False.db")
+    n = sum(RAMP) + CHUNK + 1234
+    assert [len(c) for c in _chunks(iter(range(n)), None)] == [*RAMP, CHUNK, 1234]
+    assert [len(c) for c in _chunks(iter(range(7)), 3)] == [3, 3, 1]

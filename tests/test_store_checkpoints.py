@@ -64,3 +64,43 @@ def test_a_read_only_store_has_no_checkpointer(tmp_path: Path) -> None:
             assert not any(t.name == "stripectl-checkpointer" for t in threading.enumerate())
     finally:
         store.close()
+
+
+def test_a_failed_checkpointer_hands_checkpoints_back_to_commits(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "m.db"))
+    real_path = store.path
+    try:
+        store.path = str(tmp_path / "no-such-folder" / "m.db")  # the thread cannot connect
+        with store.background_checkpoints():
+            deadline = time.monotonic() + 10
+            while not store._checkpointer_failed.is_set() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with store.transaction():
+                store_events.insert_events(store, [_row(1)])
+            assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        store.path = real_path
+        store.close()
+
+
+def test_small_replays_start_no_checkpointer(tmp_path: Path) -> None:
+    """The listener replays batch by batch: no thread (and no extra fsync) each time."""
+    from stripectl.services.replay import ReplayOptions, replay
+    from stripectl.webhooks.delivery import Delivery
+    from tests import factories as f
+    from tests.replay_helpers import SECRET, envelopes
+
+    env = envelopes(f.lifecycle("sub_1Ckpt00000000000000001", "cus_1Ckpt000000001")[:2])
+    threads: list[str] = []
+    store = open_store(str(tmp_path / "m.db"))
+    try:
+        replay(
+            store,
+            [Delivery(source="l", body=e["body"].encode(), headers=e["headers"],
+                      received_at=e["received_at"]) for e in env],
+            ReplayOptions(secrets=[SECRET]),
+            progress=lambda _: threads.extend(t.name for t in threading.enumerate()),
+        )
+    finally:
+        store.close()
+    assert threads and "stripectl-checkpointer" not in threads

@@ -66,7 +66,7 @@ def test_a_killed_worker_is_reported_not_waited_for() -> None:
         os.kill(victim, signal.SIGKILL)
         pool.submit((_pid, ()))  # worker 1: alive
         assert pool.result() != victim
-        with pytest.raises(WorkerDied, match="exited unexpectedly"):
+        with pytest.raises(WorkerDied, match=r"exited unexpectedly \((exit code -9|.*Broken pipe.*)\)"):
             pool.submit((_pid, ()))  # worker 0: refused at once if already reaped...
             pool.result()  # ... else its reader has seen the pipe close
     finally:

@@ -180,6 +180,7 @@ def replay_webhook(
                         progress=advance,
                         chunk_size=chunk_size,
                         event_sink=sink,
+                        background_checkpoints=True,
                     )
             finally:
                 store.close()

@@ -122,7 +122,9 @@ class OverlayView:
             self.links.clear()
 
     def forget(self) -> None:
-        """Drop every cached row: another connection may have changed them."""
+        """Drop every cached row, and the mode: another connection may have
+        changed them (a listener may have set the mirror's livemode)."""
+        self._livemode_loaded = False
         self.cache.clear()
         self._invoices_by_sub = None
         self.links.clear()

@@ -17,7 +17,6 @@ import contextlib
 import gc
 import marshal
 import os
-import signal
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -53,15 +52,7 @@ _settings: dict[str, Any] = {}
 
 
 def _init_worker(settings: dict[str, Any]) -> None:
-    # Die with the parent: a SIGKILLed replay must not leave workers behind.
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    # Ctrl-C is the parent's to handle (it rolls back and terminates us).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # (Dying with the parent and leaving Ctrl-C to it: services/worker_pool.py.)
     # Parsed events are trees (no cycles): reference counting frees them. The
     # cyclic GC only re-walked the inherited module graph on every few
     # thousand allocations: 150 -> 97 us per delivery once off.
@@ -250,9 +241,7 @@ def _ranges(file: Path) -> Iterator[Task]:
 
 
 class _Parallel:
-    """The workers' results, in input order, with `ready()`: whether the next
-    one is here without waiting (replay closes a chunk early rather than
-    idle, see services/replay._chunks)."""
+    """The workers' results, in input order."""
 
     def __init__(self, pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> None:
         self._pool = pool
@@ -277,13 +266,6 @@ class _Parallel:
         item = self._batch[self._pos]
         self._pos += 1
         return item
-
-    def ready(self) -> bool:
-        return (
-            self._pos < len(self._batch)
-            or self._pool.result_ready()
-            or (self._tasks is None and not self._pool.in_flight)
-        )
 
     def _next_batch(self) -> list[Inspected]:
         if self._tasks is not None:

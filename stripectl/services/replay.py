@@ -15,9 +15,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 from stripectl.services.mirror_view import OverlayView
@@ -36,7 +36,6 @@ from stripectl.webhooks.inspect import Inspected, inspect
 # workers are still filling the pipeline (see _chunk_sizes).
 CHUNK = 5000
 RAMP = (500, 1000, 2000)
-MIN_CHUNK = 1000
 
 
 @dataclass
@@ -57,24 +56,17 @@ def _chunk_sizes(size: int | None) -> Iterator[int]:
 
 
 def _chunks(items: Iterable[Inspected], size: int | None) -> Iterator[list[Inspected]]:
-    """Chunks of `size`, or by default of RAMP then CHUNK deliveries; those
-    close early (at MIN_CHUNK or more) when the input has a `ready()` that
-    says the next delivery is not here yet: the writer then commits what it
-    has instead of idling, and the last chunk is not a full one that starts
-    only once the workers are done. The report and the mirror do not depend
-    on where chunks end (tests/test_replay_property.py)."""
+    """Chunks of `size`, or by default of RAMP then CHUNK deliveries.
+
+    Boundaries depend on input positions only, never on timing: deliveries
+    are ordered within a chunk and applied chunk after chunk, so where a
+    chunk ends can decide between `applied` and `stale` (and an anomaly's
+    exit code) for out-of-order input; the same input must always give the
+    same report. (The final mirror of a complete history does not depend on
+    the boundaries at all: tests/test_replay_property.py.)"""
     it = iter(items)
-    ready: Callable[[], bool] | None = getattr(items, "ready", None)
-    for index, limit in enumerate(_chunk_sizes(size)):
-        waiting = ready if size is None and index > 0 else None
-        chunk: list[Inspected] = []
-        for ins in it:
-            chunk.append(ins)
-            n = len(chunk)
-            if n >= limit or (
-                waiting is not None and n >= MIN_CHUNK and n % 250 == 0 and not waiting()
-            ):
-                break
+    for limit in _chunk_sizes(size):
+        chunk = list(islice(it, limit))
         if not chunk:
             return
         yield chunk
@@ -121,15 +113,25 @@ def replay_inspected(
     now: int | None = None,
     chunk_size: int | None = None,
     event_sink: EventSink | None = None,
+    background_checkpoints: bool = False,
 ) -> ReplayReport:
     """`replay` for deliveries already inspected (e.g. by services/parallel.py).
 
     `event_sink`, if given, receives each chunk's results once it is
     committed instead of the report keeping them all: a 100k-delivery
-    report then costs no memory (the CLI spools them to a file)."""
+    report then costs no memory (the CLI spools them to a file).
+    `background_checkpoints` is for one long replay (Store.background_checkpoints),
+    not for the listener's small batches."""
     with _gc_paused():
         return _replay_inspected(
-            store, inspected_stream, options, progress, now, chunk_size, event_sink
+            store,
+            inspected_stream,
+            options,
+            progress,
+            now,
+            chunk_size,
+            event_sink,
+            background_checkpoints,
         )
 
 
@@ -155,10 +157,11 @@ def _replay_inspected(
     now: int | None,
     chunk_size: int | None,
     event_sink: EventSink | None,
+    background_checkpoints: bool,
 ) -> ReplayReport:
     report = ReplayReport(run_id=uuid.uuid4().hex[:12], dry_run=options.dry_run)
     run = _Run(store)
-    with store.background_checkpoints():
+    with store.background_checkpoints() if background_checkpoints else nullcontext():
         for inspected in _chunks(inspected_stream, chunk_size):
             clock = now if now is not None else int(time.time())
             if options.dry_run:

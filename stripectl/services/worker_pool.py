@@ -13,8 +13,10 @@ main process is busy writing SQLite. Results are unpickled by the caller.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -36,11 +38,25 @@ class WorkerDied(StripectlError):
 
 
 def _worker_main(
+    parent: int,
     tasks: Connection,
     results: Connection,
     initializer: Callable[..., None],
     initargs: tuple[Any, ...],
 ) -> None:
+    # Die with the parent: a SIGKILLed replay must not leave workers behind.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
+    # Ctrl-C is the parent's to handle (it rolls back and stops us). SIGINT
+    # stayed blocked from the fork until here, so none can interrupt this.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     initializer(*initargs)
     while True:
         try:
@@ -77,6 +93,9 @@ class WorkerPool:
         self._submitted = 0
         self._taken = 0
         result_conns: list[Connection] = []
+        # Workers are born with SIGINT blocked (see _worker_main); a Ctrl-C
+        # meanwhile reaches this process once the forks are done.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             for n in range(jobs):
                 task_r, task_w = ctx.Pipe(duplex=False)
@@ -84,7 +103,7 @@ class WorkerPool:
                 _widen(result_r)
                 proc = ctx.Process(
                     target=_worker_main,
-                    args=(task_r, result_w, initializer, initargs),
+                    args=(os.getpid(), task_r, result_w, initializer, initargs),
                     name=f"stripectl-worker-{n}",
                     daemon=True,
                 )
@@ -94,6 +113,7 @@ class WorkerPool:
                 self._procs.append(proc)
                 self._tasks.append(task_w)
                 result_conns.append(result_r)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             # Reader threads only once every worker is forked: no fork while
             # another thread of ours runs.
             for worker, conn in zip(self._procs, result_conns, strict=True):
@@ -105,6 +125,7 @@ class WorkerPool:
                 self._queues.append(results)
                 self._readers.append(reader)
         except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             for conn in result_conns[len(self._readers) :]:
                 conn.close()
             self.terminate()
@@ -122,15 +143,12 @@ class WorkerPool:
             raise WorkerDied(f"verification worker {n} exited unexpectedly ({exc})") from exc
         self._submitted += 1
 
-    def result_ready(self) -> bool:
-        """Whether result() would return without waiting for a worker."""
-        return self.in_flight > 0 and not self._queues[self._taken % len(self._queues)].empty()
-
     def result(self) -> Any:
         """The result of the oldest task not taken yet (its exception, re-raised)."""
         n = self._taken % len(self._queues)
         data = self._queues[n].get()
         if data is _DIED:
+            self._procs[n].join(timeout=1)  # reaped, so its exit code is known
             code = self._procs[n].exitcode
             raise WorkerDied(f"verification worker {n} exited unexpectedly (exit code {code})")
         self._taken += 1

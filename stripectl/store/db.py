@@ -178,6 +178,7 @@ class Store:
         self.path = path
         self.readonly = readonly
         self._checkpoint_due: threading.Event | None = None
+        self._checkpointer_failed = threading.Event()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -203,48 +204,58 @@ class Store:
                 raise StoreError(f"cannot commit to the mirror {self.path}: {exc}") from exc
             if self._checkpoint_due is not None:
                 self._checkpoint_due.set()
+                if self._checkpointer_failed.is_set():
+                    self._checkpoints_inline()
 
     @contextmanager
     def background_checkpoints(self) -> Iterator[None]:
         """Checkpoint the WAL from a thread of its own while the caller writes.
 
+        For one long writer (a large replay), not for short transactions.
         A checkpoint copies the WAL into the database and fsyncs both
         (synchronous=NORMAL). Run by a commit, it stalls the committing
         writer, which in a long replay is the pipeline's one serial stage.
         On another connection it runs beside the writer (PASSIVE never
         blocks it) and waits for the disk without the GIL. Safety is
         SQLite's: a checkpoint may stop anywhere, the WAL keeps every commit.
+        Should the thread fail, commits checkpoint inline again.
         """
         if self.readonly or self.path == ":memory:":
             yield
             return
-        due, stop = threading.Event(), threading.Event()
+        due, stop, failed = threading.Event(), threading.Event(), threading.Event()
 
         def run() -> None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             try:
-                conn.execute("PRAGMA synchronous=NORMAL")
-                while not stop.is_set():
-                    due.wait(1.0)
-                    due.clear()
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                try:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    while True:
+                        due.wait(1.0)
+                        if stop.is_set():
+                            return  # the writer's close checkpoints what is left
+                        due.clear()
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    conn.close()
             except sqlite3.Error:
-                pass  # only an optimisation: the writer's close checkpoints anyway
-            finally:
-                conn.close()
+                failed.set()
 
         thread = threading.Thread(target=run, name="stripectl-checkpointer", daemon=True)
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpoint_due = due
+        self._checkpoint_due, self._checkpointer_failed = due, failed
         thread.start()
         try:
             yield
         finally:
-            self._checkpoint_due = None
             stop.set()
             due.set()
             thread.join()
-            self.conn.execute("PRAGMA wal_autocheckpoint=1000")
+            self._checkpoints_inline()
+
+    def _checkpoints_inline(self) -> None:
+        self._checkpoint_due = None
+        self.conn.execute("PRAGMA wal_autocheckpoint=1000")
 
     def data_version(self) -> int:
         """Changes when another connection commits (SQLite's PRAGMA data_version);
