@@ -32,9 +32,11 @@ from stripectl.webhooks.inspect import Inspected, inspect
 # Each chunk is one transaction. Bigger ones amortise rewriting the index
 # pages of `events` (delivery ids are random: a chunk dirties most of them)
 # and the mirror: 5,000 took the bench's main-process cost per delivery from
-# ~38 to ~28 us. The first chunks are smaller so the writer starts while the
-# workers are still filling the pipeline (see _chunk_sizes).
-CHUNK = 5000
+# ~38 to ~28 us against 2,000; but the writer works through the last chunk
+# alone, after the workers are done, and 3,000 came out ~2% faster end to
+# end than 5,000 (4 alternated runs). The first chunks are smaller so the
+# writer starts while the workers are still filling the pipeline.
+CHUNK = 3000
 RAMP = (500, 1000, 2000)
 
 
