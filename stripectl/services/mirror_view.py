@@ -77,11 +77,10 @@ class OverlayView:
         return store_mirror.checkout_link(self.store, subscription_id)
 
     def invoices_for(self, sub_ids: list[str]) -> list[dict[str, Any]]:
-        """The subscriptions' invoices as the access report reads them: stored
-        rows (its columns only) overridden by this run's cached rows."""
-        rows = store_mirror.invoices_for_subscriptions(
-            self.store, sub_ids, store_mirror.REPORT_INVOICE_COLUMNS
-        )
+        """Candidates for each subscription's newest invoice, as the access
+        report reads them: the stored newest (its columns only) and this
+        run's cached rows, which win over the stored ones."""
+        rows = store_mirror.newest_invoices_for_subscriptions(self.store, sub_ids)
         by_id = {r["id"]: r for r in rows}
         if self._invoices_by_sub is None:
             self._invoices_by_sub = defaultdict(list)
