@@ -14,12 +14,6 @@ from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii
 
 
-class JSONText(str):
-    """Already-encoded JSON: written as it is by the JSON stream writer."""
-
-    __slots__ = ()
-
-
 def string_or_null(value: str | None) -> str:
     return "null" if value is None else encode_basestring_ascii(value)
 

@@ -7,7 +7,6 @@ after it (`stripectl replay-webhook ... --json`); the later one wins.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import typer
 from rich.console import Console
 
 from stripectl import errors
-from stripectl.json_text import JSONArraySpool, JSONText
+from stripectl.json_text import JSONArraySpool
 from stripectl.redact import redact
 
 DEFAULT_DB = "stripectl.db"
@@ -76,10 +75,8 @@ class Ctx:
 
     def emit_json_stream(self, parts: Iterator[tuple[str, Any]]) -> None:
         """A JSON object written key by key; a list value given as an iterator is
-        written item by item (as a JSONArraySpool, copied as it is), so a
-        100k-event report never exists as one string.
-        Items go out (and through redact) a batch at a time: one redact per item
-        cost more than encoding the item."""
+        written item by item, and a JSONArraySpool (already redacted) copied
+        as it is, so a 100k-event report never exists as one string."""
         w = sys.stdout.write
         w("{")
         for n, (key, value) in enumerate(parts):
@@ -91,11 +88,8 @@ class Ctx:
                 w("\n]")
             elif isinstance(value, Iterator):
                 w("[")
-                sep = "\n  "
-                for batch in _batched(value, 1000):
-                    texts = [i if isinstance(i, JSONText) else _ENCODER.encode(i) for i in batch]
-                    w(sep + redact(",\n  ".join(texts)))
-                    sep = ",\n  "
+                for i, item in enumerate(value):
+                    w(("," if i else "") + "\n  " + redact(_ENCODER.encode(item)))
                 w("\n]")
             else:
                 w(redact(_ENCODER.encode(value)))
@@ -104,11 +98,6 @@ class Ctx:
     def note(self, message: str) -> None:
         """A message for people, on stderr; never data."""
         self.err.print(redact(message), highlight=False, markup=False)
-
-
-def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    while batch := list(itertools.islice(items, size)):
-        yield batch
 
 
 def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -> Ctx:

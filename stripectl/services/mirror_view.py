@@ -30,10 +30,7 @@ class OverlayView:
         self.store = store
         self.cache: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self.dirty: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        # Dirty rows as they are stored, i.e. before this chunk's first put.
-        self.stored: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self.links: dict[str, tuple[str | None, str | None]] = {}
-        self._invoices_by_sub: dict[str, list[dict[str, Any]]] | None = None
         self._livemode: bool | None = None
         self._livemode_loaded = False
         self.livemode_changed: str | None = None
@@ -57,17 +54,13 @@ class OverlayView:
 
     def put(self, table: str, row: dict[str, Any]) -> None:
         cached = self.cache[table]
-        if table == "invoices":
-            self._invoices_by_sub = None
         # Upsert semantics: columns the row does not carry keep their values.
-        before = cached.pop(row["id"], None)
-        merged = cached[row["id"]] = row if before is None else {**before, **row}
-        dirty = self.dirty[table]
-        if row["id"] not in dirty:
-            self.stored[table][row["id"]] = before
-        # The merged row: a later put of fewer columns must not drop what an
-        # earlier put of this chunk wrote.
-        dirty[row["id"]] = merged
+        # The merged row is also what gets written: a later put of fewer
+        # columns must not lose what an earlier put of this chunk wrote.
+        before = cached.pop(row["id"], None)  # re-inserted: newest last (see flush)
+        cached[row["id"]] = self.dirty[table][row["id"]] = (
+            row if before is None else {**before, **row}
+        )
         if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
             self.links[row["subscription"]] = (row.get("user_id"), row.get("plan_name"))
 
@@ -82,13 +75,9 @@ class OverlayView:
         run's cached rows, which win over the stored ones."""
         rows = store_mirror.newest_invoices_for_subscriptions(self.store, sub_ids)
         by_id = {r["id"]: r for r in rows}
-        if self._invoices_by_sub is None:
-            self._invoices_by_sub = defaultdict(list)
-            for row in self.cache["invoices"].values():
-                if row is not None and row.get("subscription"):
-                    self._invoices_by_sub[row["subscription"]].append(row)
-        for sub_id in sub_ids:
-            for row in self._invoices_by_sub.get(sub_id, ()):
+        wanted = set(sub_ids)
+        for row in self.cache["invoices"].values():
+            if row is not None and row.get("subscription") in wanted:
                 by_id[row["id"]] = row
         return list(by_id.values())
 
@@ -107,13 +96,11 @@ class OverlayView:
         """Write changed rows (inside the caller's transaction), then forget them
         (or, with keep_cache, the oldest) so memory stays bounded."""
         for table, rows in self.dirty.items():
-            store_mirror.put_rows(self.store, table, list(rows.values()), self.stored[table])
+            store_mirror.put_rows(self.store, table, list(rows.values()))
         self.dirty.clear()
-        self.stored.clear()
         if not self.keep_cache:
             self.forget()
             return
-        self._invoices_by_sub = None
         for cached in self.cache.values():
             for row_id in list(islice(cached, max(0, len(cached) - CACHE_ROWS))):
                 del cached[row_id]
@@ -125,5 +112,4 @@ class OverlayView:
         changed them (a listener may have set the mirror's livemode)."""
         self._livemode_loaded = False
         self.cache.clear()
-        self._invoices_by_sub = None
         self.links.clear()

@@ -89,7 +89,7 @@ def _inspect_batch(batch: list[Delivery | RawLine]) -> bytes:
 def _inspect_range(path: Path, start: int, end: int) -> bytes:
     """Packed (newlines in the range, each result's line number in the range,
     the results); their sources are the path until the main process, which
-    knows where the range starts, adds the line (see _Parallel)."""
+    knows where the range starts, adds the line (see _Lines)."""
     newlines, lines = jsonl_range_lines(path, start, end)
     name = str(path)
     return marshal.dumps(
@@ -110,7 +110,11 @@ def _packed(results: Iterable[Inspected]) -> bytes:
 
 
 def _unpacked(data: bytes) -> list[Inspected]:
-    return [Inspected(*fields) for fields in marshal.loads(data)]
+    return _inflated(marshal.loads(data))
+
+
+def _inflated(packed: list[tuple[Any, ...]]) -> list[Inspected]:
+    return [Inspected(*fields) for fields in packed]
 
 
 class _Numbering:
@@ -136,7 +140,7 @@ class _Lines:
 
     def label(self, data: bytes) -> list[Inspected]:
         newlines, rels, packed = marshal.loads(data)
-        out = [Inspected(*fields) for fields in packed]
+        out = _inflated(packed)
         base = self.next - 1
         for ins, rel in zip(out, rels, strict=True):
             ins.source = f"{ins.source}:{base + rel}"
@@ -188,7 +192,7 @@ def inspecting(
     # to this process's peak RSS for nothing (it only writes SQLite).
     pool = WorkerPool(jobs, _init_worker, (settings,))
     try:
-        yield _Parallel(pool, _tasks(paths, allow_unsigned), jobs)
+        yield _parallel(pool, _tasks(paths, allow_unsigned), jobs)
         pool.close()
     finally:
         pool.terminate()
@@ -240,43 +244,24 @@ def _ranges(file: Path) -> Iterator[Task]:
         yield _inspect_batch, ([empty_file(file)],)
 
 
-class _Parallel:
+def _parallel(pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> Iterator[Inspected]:
     """The workers' results, in input order."""
+    # The writer (this process) is the slower stage: ~3,500 deliveries in
+    # flight keep the workers ahead of it. More only lengthened the tail it
+    # works through alone once they are done, and cost memory (2 x jobs + 16
+    # and + 30 were measured; this was ~2% faster).
+    window = 2 * jobs + 8
+    numbering = _Numbering()
+    lines: deque[_Lines | None] = deque()  # per task in flight: its line numbering
 
-    def __init__(self, pool: WorkerPool, tasks: Iterator[Task], jobs: int) -> None:
-        self._pool = pool
-        self._tasks: Iterator[Task] | None = tasks
-        # The writer (this process) is the slower stage: ~3,500 deliveries
-        # in flight keep the workers ahead of it. More only lengthened the
-        # tail it works through alone once they are done, and cost memory
-        # (2 x jobs + 16 and + 30 were measured; this was ~2% faster).
-        self._window = 2 * jobs + 8
-        self._batch: list[Inspected] = []
-        self._pos = 0
-        # Per task in flight: the line numbering of its file, for ranges.
-        self._lines: deque[_Lines | None] = deque()
-        self._numbering = _Numbering()
+    def take() -> list[Inspected]:
+        numbered, data = lines.popleft(), pool.result()
+        return _unpacked(data) if numbered is None else numbered.label(data)
 
-    def __iter__(self) -> Iterator[Inspected]:
-        return self
-
-    def __next__(self) -> Inspected:
-        while self._pos >= len(self._batch):
-            self._batch, self._pos = self._next_batch(), 0
-        item = self._batch[self._pos]
-        self._pos += 1
-        return item
-
-    def _next_batch(self) -> list[Inspected]:
-        if self._tasks is not None:
-            for task in self._tasks:
-                self._pool.submit(task)
-                self._lines.append(self._numbering.of(task))
-                if self._pool.in_flight > self._window:
-                    break
-            else:
-                self._tasks = None
-        if not self._pool.in_flight:
-            raise StopIteration
-        lines, data = self._lines.popleft(), self._pool.result()
-        return _unpacked(data) if lines is None else lines.label(data)
+    for task in tasks:
+        pool.submit(task)
+        lines.append(numbering.of(task))
+        if pool.in_flight > window:
+            yield from take()
+    while pool.in_flight:
+        yield from take()

@@ -29,19 +29,9 @@ def get_rows(store: Store, table: str, ids: Iterable[str]) -> dict[str, dict[str
     return out
 
 
-def put_rows(
-    store: Store,
-    table: str,
-    rows: list[dict[str, Any]],
-    stored: dict[str, dict[str, Any] | None] | None = None,
-) -> None:
+def put_rows(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
     """Upsert rows (call inside `store.transaction()`): the columns a row carries
     are written, the others keep their stored values (sqlite-utils upsert semantics).
-
-    `stored` may give, by id, the row as the caller knows it is stored now
-    (None: absent). Such a row is then only UPDATEd in the columns that
-    differ, or not written at all: on bench/replay.py rewriting every column
-    (and so every index entry) of each row was ~5 us a delivery.
 
     A dict or list value is a caller bug; sqlite3 refuses to bind it.
 
@@ -50,30 +40,18 @@ def put_rows(
     a quarter of the whole per-delivery budget; this costs ~5 us.
     """
     assert table in MIRROR_TABLES
-    upserts: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-    updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for row in rows:
-        before = stored.get(row["id"]) if stored is not None else None
-        if before is None:
-            # Values are SQL-ready scalars: JSON columns arrive as text from
-            # webhooks/snapshots.py (a per-value JSON check was ~15 us a row).
-            upserts.setdefault(tuple(row), []).append(tuple(row.values()))
-            continue
-        changed = [c for c, v in row.items() if c != "id" and before.get(c) != v]
-        if changed:
-            updates.setdefault(tuple(changed), []).append(
-                (*(row[c] for c in changed), row["id"])
-            )
-    for cols, values in upserts.items():
-        assignments = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+        # Values are SQL-ready scalars: JSON columns arrive as text from
+        # webhooks/snapshots.py (a per-value JSON check was ~15 us a row).
+        groups.setdefault(tuple(row), []).append(tuple(row.values()))
+    for cols, values in groups.items():
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
         sql = (
             f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT(id) DO UPDATE SET {assignments}"
+            f"ON CONFLICT(id) DO UPDATE SET {updates}"
         )
         store.conn.executemany(sql, values)
-    for cols, values in updates.items():
-        assignments = ", ".join(f"{c} = ?" for c in cols)
-        store.conn.executemany(f"UPDATE {table} SET {assignments} WHERE id = ?", values)
 
 
 def get_row(store: Store, table: str, row_id: str) -> dict[str, Any] | None:

@@ -154,15 +154,6 @@ def _lines(name: str, lines: Iterable[bytes], first_lineno: int) -> Iterator[Raw
             yield RawLine(f"{name}:{lineno}", data)
 
 
-def read_jsonl_range(path: Path, start: int, end: int, first_lineno: int) -> Iterator[RawLine]:
-    """The non-blank lines in bytes [start, end) of a JSONL file; `start` is a
-    line start and `first_lineno` its line number."""
-    _, lines = jsonl_range_lines(path, start, end)
-    name = str(path)
-    for rel, data in lines:
-        yield RawLine(f"{name}:{first_lineno + rel - 1}", data)
-
-
 def jsonl_range_lines(path: Path, start: int, end: int) -> tuple[int, list[tuple[int, bytes]]]:
     """For bytes [start, end) of a JSONL file (`start` a line start): how many
     newlines they hold, and each non-blank line with its number counted from

@@ -76,12 +76,10 @@ class Inspected:
         self.reason, self.detail = reason, detail or REASONS.get(reason)
         return self
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (Inspected, fields_of(self))
-
 
 fields_of = attrgetter(*Inspected.__dataclass_fields__)  # in __init__'s order: Inspected(*fields)
-# Reused: json.dumps(..., sort_keys=True) would build an encoder per delivery.
+
+
 def headers_json(headers: dict[str, str]) -> str:
     """`json.dumps(headers, sort_keys=True)` for str -> str, without building an
     encoder per call (1.1 -> 0.6 us; tests/test_inspect_fast.py checks it)."""
