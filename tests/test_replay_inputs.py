@@ -173,3 +173,48 @@ def test_unsigned_events_are_marked_unverified_everywhere(tmp_path: Path) -> Non
     assert report["events"][0]["verified"] is False
     assert "unverified" in report["events"][0]["note"]
     assert report["subscriptions"][0]["verified"] is False
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_signed_bodies_of_the_wrong_shape_are_rejected_not_a_crash(tmp_path: Path, jobs: str) -> None:
+    """Values SQLite cannot store, or of a type the snapshot cannot read, once
+    aborted the whole batch with exit 70 (OverflowError, UnicodeEncodeError,
+    ValueError). Each is now one malformed delivery; the rest is applied."""
+    sub = f.subscription(id="sub_1Shape", customer="cus_1Shape")
+
+    def variant(n: int, **changes: object) -> dict[str, object]:
+        return f.event(
+            "customer.subscription.updated", {**sub, **changes}, id=f"evt_shape{n}", created=f.T0 + n
+        )
+
+    big = 123456789012345678901234567890
+    bodies = [
+        f.body_of(variant(1, quantity=2**63, items={"object": "list", "data": []})),
+        f.body_of(variant(2, quantity=big, items={"object": "list", "data": []})),
+        f.body_of(variant(3, metadata={"tier": big})),  # beyond 64 bits: int or float by parser
+        f.body_of(variant(4, items={"object": "list", "data": [{"price": "p", "quantity": "abc"}]})),
+        f.body_of(variant(5, metadata=["not", "a", "map"])),
+        f.body_of(variant(6, status={"not": "a string"})),
+        # A lone surrogate, escaped: valid JSON, but not text SQLite can store.
+        f.body_of(variant(7)).replace('"cus_1Shape"', '"cus_\\ud800"', 1),
+        json.dumps({**variant(8), "created": big}),
+        f.body_of(_good(9)),
+        f.body_of(variant(10)).replace('"evt_shape10"', '"evt_\\ud800"', 1),
+        f.body_of(variant(11)).replace('"sub_1Shape"', '"sub_\\udfff"'),
+    ]
+    p = write_jsonl(tmp_path / "shapes.jsonl", [f.envelope(b, t=f.T0) for b in bodies])
+    code, report = run_json(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"), "--jobs", jobs
+    )
+    assert code == 1
+    assert [(e["event_id"], e["outcome"], e["reason"]) for e in report["events"]] == [
+        *[(f"evt_shape{n}", "rejected", "malformed") for n in range(1, 9)],
+        ("evt_in9", "applied", None),
+        (None, "rejected", "malformed"),
+        ("evt_shape11", "rejected", "malformed"),
+    ]
+    conn = sqlite3.connect(tmp_path / "m.db")
+    assert conn.execute("SELECT count(*) FROM events WHERE outcome = 'rejected'").fetchone() == (10,)
+    assert conn.execute("SELECT count(*) FROM subscriptions").fetchone() == (0,)
+    notes = [n for (n,) in conn.execute("SELECT note FROM events WHERE outcome = 'rejected'")]
+    assert any("64-bit" in n for n in notes) and any("Unicode" in n for n in notes)

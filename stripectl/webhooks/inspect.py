@@ -36,6 +36,12 @@ REASONS = {
 }
 
 
+# SQLite's INTEGER. A number outside it is also where the two JSON parsers
+# differ (webhooks/json_parse.py: beyond 64 bits orjson gives a float), so
+# it is refused whether it parsed as an int or as a float.
+_LIMIT = 2**63
+
+
 @dataclass(slots=True)
 class Inspected:
     """One delivery after verification: flat, with what `events` stores and
@@ -168,8 +174,15 @@ def inspect(
         return result.reject("malformed", f"unreadable JSON: {str(exc)[:80]}")
     if not isinstance(event, dict):
         return result.reject("malformed", "body is not a JSON object")
-    result.event_id = event.get("id") if isinstance(event.get("id"), str) else None
-    result.type = event.get("type") if isinstance(event.get("type"), str) else None
+    # What is set on `result` is stored in `events` even when the delivery is
+    # rejected further down: only values SQLite can store.
+    event_id, event_type = event.get("id"), event.get("type")
+    result.event_id = event_id if isinstance(event_id, str) else None
+    result.type = event_type if isinstance(event_type, str) else None
+    problem = _bad_text(result.event_id) or _bad_text(result.type)
+    if problem is not None:
+        result.event_id = result.type = None
+        return result.reject("malformed", problem)
     if event.get("object") == "v2.core.event" or (result.type or "").startswith("v1."):
         return result.reject("thin_event")
     if not result.event_id or not result.type:
@@ -177,18 +190,78 @@ def inspect(
     created = event.get("created")
     if not isinstance(created, int) or isinstance(created, bool):
         return result.reject("malformed", "event without an integer created")
+    if not -_LIMIT <= created < _LIMIT:
+        return result.reject("malformed", f"created is not a 64-bit number: {str(created)[:40]}")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
         return result.reject("malformed", "event without data.object.id")
+    problem = _bad_text(obj["id"])
+    if problem is not None:
+        return result.reject("malformed", problem)
     result.table = table_for(result.type)
     if result.table is not None:
-        result.row = row_for(result.table, obj, result.type)
+        try:
+            result.row = row_for(result.table, obj, result.type)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # A field of an unexpected type (metadata a list, quantity "abc"):
+            # this delivery is malformed, the rest of the batch goes on.
+            return result.reject("malformed", f"unexpected data.object shape: {str(exc)[:80]}")
         result.prev_status = prev_status(event)
         result.touched_sub = touched_subscription(result.type, result.row)
     result.created = created
     result.livemode = bool(event.get("livemode"))
     result.object_id = obj["id"]
     api_version = event.get("api_version")
-    result.api_version = api_version if isinstance(api_version, str) else None
+    result.api_version = api_version if isinstance(api_version, str) and not _bad_text(api_version) else None
+    problem = _unstorable(result, obj)
+    if problem is not None:
+        return result.reject("malformed", problem)
     return result
+
+
+def _bad_text(value: str | None) -> str | None:
+    """Why SQLite cannot store `value` as text (a lone surrogate: valid JSON,
+    not valid Unicode), or None."""
+    if value is None or value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"text that is not valid Unicode: {value[:40]!r}"
+    return None
+
+
+def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
+    """Why what this event puts in the mirror cannot be stored as it came,
+    or None. Caught here, one delivery is rejected; caught by SQLite, the
+    chunk's whole transaction would fail. (The `events` columns are checked
+    as they are set.)"""
+    values: list[Any] = [result.prev_status]
+    nested: list[Any] = []  # stored inside the JSON text columns
+    if result.row is not None:
+        values.extend(result.row.values())
+        metadata = obj.get("metadata")
+        if isinstance(metadata, dict):
+            nested.extend(metadata.values())
+        items = obj.get("items")
+        for item in (items.get("data") if isinstance(items, dict) else None) or ():
+            if isinstance(item, dict):
+                nested.append(item.get("quantity"))
+                nested.append(item.get("current_period_end"))
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            problem = _bad_text(value)
+            if problem is not None:
+                return problem
+        elif kind is int or kind is float:
+            if not -_LIMIT <= value < _LIMIT:
+                return f"not a 64-bit number: {str(value)[:40]}"
+        elif value is not None and kind is not bool:
+            return f"a {kind.__name__} where one value belongs: {str(value)[:40]}"
+    for value in nested:
+        kind = type(value)
+        if (kind is int or kind is float) and not -_LIMIT <= value < _LIMIT:
+            return f"not a 64-bit number: {str(value)[:40]}"
+    return None
