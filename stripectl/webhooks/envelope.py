@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from stripectl.errors import UsageError
+from stripectl.webhooks import json_parse
 from stripectl.webhooks.delivery import Delivery
 
 _HTTP_METHODS = (b"POST ", b"PUT ", b"GET ", b"PATCH ")
@@ -82,7 +83,7 @@ def read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]:
             return
         raw = f.read()
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json_parse.loads(raw)
     except UnicodeDecodeError:
         yield Delivery(source=name, body=raw, error="not_utf8", error_detail="file is not UTF-8")
         return
@@ -116,7 +117,7 @@ class RawLine(NamedTuple):
 
 def delivery_from_line(line: RawLine, allow_unsigned: bool) -> Delivery:
     try:
-        doc = json.loads(line.data.decode("utf-8"))
+        doc = json_parse.loads(line.data)
     except UnicodeDecodeError:
         return Delivery(
             source=line.source, body=line.data, error="not_utf8", error_detail="line is not UTF-8"

@@ -15,6 +15,7 @@ from json.encoder import encode_basestring_ascii as _esc
 from operator import attrgetter
 from typing import Any
 
+from stripectl.webhooks import json_parse
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.facts import prev_status, row_for, table_for, touched_subscription
 
@@ -167,7 +168,7 @@ def inspect(
             )
 
     try:
-        event = json.loads(text)
+        event = json_parse.loads(body)  # == text, which verify() needed as str
     except json.JSONDecodeError as exc:
         return result.reject("malformed", f"invalid JSON: {exc.msg} at {exc.pos}")
     except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
