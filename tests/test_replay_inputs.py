@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -218,3 +219,29 @@ def test_signed_bodies_of_the_wrong_shape_are_rejected_not_a_crash(tmp_path: Pat
     assert conn.execute("SELECT count(*) FROM subscriptions").fetchone() == (0,)
     notes = [n for (n,) in conn.execute("SELECT note FROM events WHERE outcome = 'rejected'")]
     assert any("64-bit" in n for n in notes) and any("Unicode" in n for n in notes)
+
+
+@pytest.mark.parametrize("parallel_path", [False, True])
+def test_a_file_name_that_is_not_utf8_is_stored_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel_path: bool
+) -> None:
+    """os.fsdecode turns such a name into surrogate escapes, which SQLite
+    refused (exit 70 for the whole run)."""
+    from stripectl.services import parallel
+
+    if parallel_path:  # the workers' byte ranges, for a small file
+        monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(parallel, "RANGE_BYTES", 64)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsdecode(b"d\xff")
+    (folder / f"{name}.json").write_text(json.dumps(f.envelope(_good(1), t=f.T0)))
+    write_jsonl(folder / f"{name}.jsonl", [f.envelope(_good(n), t=f.T0) for n in (2, 3)])
+    code, report = run_json(
+        "replay-webhook", str(folder), "--secret", SECRET, "--db", str(tmp_path / "m.db"), "--jobs", "2"
+    )
+    assert code == 0
+    sources = [e["source"] for e in report["events"]]
+    assert sources == [f"{folder}/d\\xff.json", f"{folder}/d\\xff.jsonl:1", f"{folder}/d\\xff.jsonl:2"]
+    conn = sqlite3.connect(tmp_path / "m.db")
+    assert [s for (s,) in conn.execute("SELECT source FROM events ORDER BY source")] == sources

@@ -36,6 +36,7 @@ from stripectl.webhooks.envelope import (
     iter_raw,
     jsonl_range_lines,
     read_file,
+    source_name,
 )
 from stripectl.webhooks.inspect import Inspected, fields_of, inspect
 
@@ -91,7 +92,7 @@ def _inspect_range(path: Path, start: int, end: int) -> bytes:
     the results); their sources are the path until the main process, which
     knows where the range starts, adds the line (see _Lines)."""
     newlines, lines = jsonl_range_lines(path, start, end)
-    name = str(path)
+    name = source_name(path)
     return marshal.dumps(
         (
             newlines,

@@ -27,6 +27,16 @@ _HTTP_METHODS = (b"POST ", b"PUT ", b"GET ", b"PATCH ")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
+def source_name(path: Path) -> str:
+    """`str(path)`, with the bytes of a non-UTF-8 file name as `\\xff`
+    escapes: the name is stored in `events` and printed, and a
+    surrogate-escaped str can be neither."""
+    name = str(path)
+    if name.isascii():
+        return name
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def iter_deliveries(paths: list[Path], *, allow_unsigned: bool = False) -> Iterator[Delivery]:
     for item in iter_raw(paths, allow_unsigned=allow_unsigned):
         yield delivery_from_line(item, allow_unsigned) if isinstance(item, RawLine) else item
@@ -68,7 +78,7 @@ def _open(path: Path) -> Any:
 
 
 def read_file(path: Path, allow_unsigned: bool) -> Iterator[Delivery | RawLine]:
-    name = str(path)
+    name = source_name(path)
     if is_jsonl(path):
         yield from _read_jsonl(path, allow_unsigned, raw=True)
         return
@@ -137,7 +147,7 @@ def _read_jsonl(
 ) -> Iterator[Delivery | RawLine]:
     with _open(path) as f:
         seen_any = False
-        for line in _lines(str(path), f, 1):
+        for line in _lines(source_name(path), f, 1):
             seen_any = True
             yield line if raw else delivery_from_line(line, allow_unsigned)
         if not seen_any:
@@ -145,7 +155,7 @@ def _read_jsonl(
 
 
 def empty_file(path: Path) -> Delivery:
-    return Delivery(source=str(path), body=b"", error="empty", error_detail="empty file")
+    return Delivery(source=source_name(path), body=b"", error="empty", error_detail="empty file")
 
 
 def _lines(name: str, lines: Iterable[bytes], first_lineno: int) -> Iterator[RawLine]:
