@@ -253,9 +253,10 @@ def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
     for value in values:
         kind = type(value)
         if kind is str:
-            problem = _bad_text(value)
-            if problem is not None:
-                return problem
+            if not value.isascii():  # ASCII, nearly every value, costs no call
+                problem = _bad_text(value)
+                if problem is not None:
+                    return problem
         elif kind is int or kind is float:
             if not -_LIMIT <= value < _LIMIT:
                 return f"not a 64-bit number: {str(value)[:40]}"
