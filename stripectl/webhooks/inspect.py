@@ -26,7 +26,10 @@ REASONS = {
     "garbled_signature": "Stripe-Signature header cannot be parsed",
     "expired": "signed more than --tolerance seconds before it was received",
     "future_timestamp": "signed more than --tolerance seconds after it was received",
-    "malformed": "not valid JSON, or not a Stripe event (no id/type/created/data.object)",
+    "malformed": (
+        "not valid JSON, not a Stripe event (no id/type/created/data.object),"
+        " or values the mirror cannot store"
+    ),
     "truncated": "the input ends before the body does",
     "empty": "empty file",
     "not_utf8": "the body is not UTF-8",
