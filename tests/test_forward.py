@@ -38,6 +38,7 @@ class Handler:
     tolerance: int | None = 300
     fail_ids: set[str] = field(default_factory=set)
     redirect_to: str | None = None
+    refusal: bytes = b'{"error": "handler says no"}'
     received: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
@@ -73,7 +74,7 @@ def _serve(handler: Handler) -> Iterator[Handler]:
                 self.end_headers()
                 return
             status = 400 if not verified else 500 if event["id"] in handler.fail_ids else 200
-            payload = b'{"ok": true}' if status == 200 else b'{"error": "handler says no"}'
+            payload = b'{"ok": true}' if status == 200 else handler.refusal
             self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -247,3 +248,27 @@ def test_sign_with_never_vouches_for_an_unverified_delivery(tmp_path: Path, fres
     data = json.loads(result.stdout)
     assert [r["event_id"] for r in data["results"]] == [json.loads(good.body)["id"]]
     assert [r["reason"] for r in data["not_forwarded"]] == ["bad_signature"]
+
+
+def test_the_table_prints_what_the_handler_said_as_text_not_markup(
+    tmp_path: Path, fresh_handler: Handler
+) -> None:
+    """rich read "[/x]" in a cell as a closing tag and raised (exit 70)."""
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"received_at": d.received_at, "headers": d.headers, "body": d.body.decode()}) + "\n"
+            for d in saved(2)
+        )
+    )
+    fresh_handler.fail_ids = {"evt_fw1"}
+    fresh_handler.refusal = b"[/x] [bold]no[/bold]"
+    result = runner.invoke(
+        app,
+        ["replay-webhook", str(path), "--forward-to", fresh_handler.url, "--sign-with", HANDLER_SECRET,
+         "--secret", ORIGINAL, "--db", str(tmp_path / "m.db")],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1, result.stderr
+    assert "[/x] [bold]no[/bold]" in result.stdout.replace("\n", "")
+

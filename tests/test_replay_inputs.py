@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 
 from tests import factories as f
-from tests.replay_helpers import SECRET, run_json, write_jsonl
+from tests.replay_helpers import SECRET, run, run_json, write_jsonl
 
 
 def _good(n: int = 1, created: int = f.T0) -> dict[str, object]:
@@ -245,3 +245,22 @@ def test_a_file_name_that_is_not_utf8_is_stored_escaped(
     assert sources == [f"{folder}/d\\xff.json", f"{folder}/d\\xff.jsonl:1", f"{folder}/d\\xff.jsonl:2"]
     conn = sqlite3.connect(tmp_path / "m.db")
     assert [s for (s,) in conn.execute("SELECT source FROM events ORDER BY source")] == sources
+
+
+def test_the_table_prints_input_as_text_not_markup(tmp_path: Path) -> None:
+    """rich read "[/x]" in an event id as a closing tag and raised (exit 70),
+    and "[bold]" in a file name or metadata as style."""
+    sub = f.subscription(id="sub_1Markup", customer="cus_1Markup", metadata={"user_id": "[red]u1[/red]"})
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bodies = [
+        f.body_of(f.event("customer.subscription.created", sub, id="evt_[/x]", created=f.T0)),
+        f.body_of(f.event("customer.subscription.updated", sub, id="evt_mk2", created=f.T0 + 1))[:-1],
+    ]
+    write_jsonl(folder / "[bold]d.jsonl", [f.envelope(b, t=f.T0) for b in bodies])
+    result = run(
+        "replay-webhook", str(folder), "--secret", SECRET, "--db", str(tmp_path / "m.db"), "--events", "all"
+    )
+    assert result.exit_code == 1, result.stderr  # the truncated body is rejected
+    out = result.stdout.replace("\n", "")
+    assert "evt_[/x]" in out and "[bold]d.jsonl" in out and "[red]u1[/red]" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from stripectl.cli.common import Ctx
 from stripectl.redact import redact
@@ -18,13 +19,14 @@ def render_forward(ctx: Ctx, report: dict[str, Any]) -> None:
     for r in results:
         status = r.get("status")
         ok = isinstance(status, int) and 200 <= status < 300
+        # Text, never str: what the input and the handler said is not markup.
         table.add_row(
-            str(r.get("source") or ""),
-            str(r.get("event_id") or "-"),
-            str(r.get("type") or "-"),
-            f"[green]{status}[/]" if ok else f"[red]{status if status is not None else 'error'}[/]",
+            Text(redact(str(r.get("source") or ""))),
+            Text(redact(str(r.get("event_id") or "-"))),
+            Text(redact(str(r.get("type") or "-"))),
+            Text(str(status if status is not None else "error"), style="green" if ok else "red"),
             f"{r.get('latency_ms', 0):.0f}" if r.get("latency_ms") is not None else "",
-            redact(str(r.get("error") or "")),
+            Text(redact(str(r.get("error") or ""))),
         )
     ctx.out.print(table)
     bad = sum(1 for r in results if not (isinstance(r.get("status"), int) and 200 <= r["status"] < 300))

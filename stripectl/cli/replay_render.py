@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from stripectl.cli.common import Ctx
 from stripectl.redact import redact
@@ -71,13 +72,14 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
                 reason = f"{reason} ({e['note']})" if reason else e["note"]
             if not e["verified"] and e["outcome"] != "rejected":
                 reason = f"UNVERIFIED {reason}".strip()
-            style = _STYLE.get(e["outcome"], "")
+            # Text, never str: sources, ids and notes come from the input and
+            # must not be read as rich markup ("[/x]" in an event id raised).
             table.add_row(
-                e["source"],
-                e["event_id"] or "-",
-                e["type"] or "-",
-                f"[{style}]{e['outcome']}[/]" if style else e["outcome"],
-                redact(reason),
+                _plain(e["source"]),
+                _plain(e["event_id"] or "-"),
+                _plain(e["type"] or "-"),
+                Text(e["outcome"], style=_STYLE.get(e["outcome"], "")),
+                _plain(reason),
             )
         ctx.out.print(table)
         if len(shown) < summary["total"]:
@@ -106,15 +108,17 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
                     dunning += f", retry {_when(d['next_payment_attempt'])}"
                 if d.get("action_required"):
                     dunning += ", needs 3-D Secure"
-            access = "[green]yes[/]" if s["access"] else "[red]no[/]"
+            access = Text("yes", style="green") if s["access"] else Text("no", style="red")
+            if not s.get("verified", True):
+                access.append(" (UNVERIFIED)")
             table.add_row(
-                s["id"],
-                s.get("customer") or "",
-                s.get("user_id") or "",
-                s.get("status") or "",
-                access + ("" if s.get("verified", True) else " (UNVERIFIED)"),
-                s.get("access_reason") or "",
-                dunning,
+                _plain(s["id"]),
+                _plain(s.get("customer") or ""),
+                _plain(s.get("user_id") or ""),
+                _plain(s.get("status") or ""),
+                access,
+                _plain(s.get("access_reason") or ""),
+                _plain(dunning),
                 _when(s.get("current_period_end")),
             )
         ctx.out.print(table)
@@ -122,3 +126,8 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
     parts = [f"{k} {summary[k]}" for k in summary if k != "total" and summary[k]]
     prefix = "dry run, nothing written: " if report.get("dry_run") else ""
     ctx.out.print(f"{prefix}{summary['total']} deliveries: " + (", ".join(parts) or "none"), highlight=False)
+
+
+def _plain(value: object) -> Text:
+    """A cell of input data: redacted, and never read as rich markup."""
+    return Text(redact(str(value)))
