@@ -96,6 +96,15 @@ def test_an_integer_beyond_64_bits_is_the_documented_difference() -> None:
     assert loads("18446744073709551615") == 2**64 - 1  # still an int
 
 
+def test_nesting_between_the_two_limits_is_the_other_documented_difference() -> None:
+    deep = "[" * 1010 + "]" * 1010
+    with pytest.raises(RecursionError):
+        json.loads(deep)
+    assert isinstance(loads(deep), list)
+    with pytest.raises(RecursionError):  # beyond orjson's 1,024: stdlib decides, as before
+        loads("[" * 1030 + "]" * 1030)
+
+
 def test_bytes_are_utf8_never_a_guessed_encoding() -> None:
     with pytest.raises(UnicodeDecodeError):
         loads(b'{"a": "\xff"}')

@@ -264,3 +264,73 @@ def test_the_table_prints_input_as_text_not_markup(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.stderr  # the truncated body is rejected
     out = result.stdout.replace("\n", "")
     assert "evt_[/x]" in out and "[bold]d.jsonl" in out and "[red]u1[/red]" in out
+
+
+@pytest.mark.parametrize("parallel_path", [False, True])
+def test_hostile_deliveries_are_each_rejected_and_the_rest_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel_path: bool
+) -> None:
+    """Each of these stopped the whole run with exit 70 (RecursionError,
+    OverflowError, UnicodeEncodeError) before it was a rejection."""
+    from stripectl.services import parallel
+
+    if parallel_path:
+        monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(parallel, "RANGE_BYTES", 64)
+    sub = f.subscription(id="sub_1Hostile", customer="cus_1Hostile")
+    deep = "[" * 1000 + "]" * 1000  # orjson reads it (up to 1024), str()/json.dumps cannot
+
+    def body(n: int, **changes: object) -> str:
+        event = f.event(
+            "customer.subscription.updated", {**sub, **changes}, id=f"evt_h{n}", created=f.T0 + n
+        )
+        return f.body_of(event)
+
+    one_item = {"object": "list", "data": [{"price": "p", "quantity": 1}]}
+    no_items = {"object": "list", "data": []}
+    lines = [
+        f.envelope(body(1, metadata={"a": "X"}).replace('"X"', deep), t=f.T0),
+        f.envelope(body(2, items=one_item).replace('"quantity":1', '"quantity":1e999'), t=f.T0),
+        f.envelope(body(3, items=one_item).replace('"quantity":1', '"quantity":Infinity'), t=f.T0),
+        # -2**63 - 1: the float orjson makes of it is exactly -2**63
+        f.envelope(body(4, quantity=-(2**63) - 1, items=no_items), t=f.T0),
+        {**f.envelope(body(5), t=f.T0), "headers": {"Stripe-Signature": "\ud800"}},
+    ]
+    sixth = f.envelope(body(6), t=f.T0)
+    sixth["headers"] = {"Stripe-Signature": sixth["headers"]["Stripe-Signature"] + ",v1=\ud800"}
+    lines.append(sixth)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    good = f.envelope(body(9), t=f.T0)
+    text += json.dumps({**good, "headers": {"Stripe-Signature": "X"}}).replace('"X"', deep) + "\n"
+    text += json.dumps({**good, "body": "X"}).replace('"X"', deep) + "\n"
+    text += json.dumps({**good, "body": "\ud800" + good["body"]}) + "\n"
+    text += json.dumps(good) + "\n"
+    p = tmp_path / "hostile.jsonl"
+    p.write_text(text)
+    code, report = run_json(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"), "--jobs", "2"
+    )
+    assert code == 1
+    outcomes = [(e["outcome"], e["reason"]) for e in report["events"]]
+    assert outcomes == [
+        *[("rejected", "malformed")] * 4,
+        *[("rejected", "garbled_signature")] * 2,
+        *[("rejected", "malformed")] * 3,
+        ("applied", None),
+    ]
+    conn = sqlite3.connect(tmp_path / "m.db")
+    assert conn.execute("SELECT count(*), sum(outcome = 'rejected') FROM events").fetchone() == (10, 9)
+    assert conn.execute("SELECT quantity FROM subscriptions").fetchall() == [(1,)]
+
+
+def test_an_id_that_is_a_number_is_no_id(tmp_path: Path) -> None:
+    """str() of 2**64 would store whatever the JSON parser made of it
+    ("18446744073709551616" from json, "1.8446744073709552e+19" from orjson)."""
+    sub = {**f.subscription(id="sub_1NumId", customer="cus_1NumId"), "customer": 2**64}
+    event = f.event("customer.subscription.created", sub, id="evt_numid", created=f.T0)
+    p = write_jsonl(tmp_path / "d.jsonl", [f.envelope(event, t=f.T0)])
+    code, _ = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert code == 0
+    conn = sqlite3.connect(tmp_path / "m.db")
+    assert conn.execute("SELECT id, customer FROM subscriptions").fetchall() == [("sub_1NumId", None)]
+

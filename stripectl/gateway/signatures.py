@@ -50,6 +50,10 @@ def verify(payload: str, header: str | None, secrets: list[str]) -> int:
     """
     if not header or not header.strip():
         raise SignatureRejected(NO_SIGNATURE, "no Stripe-Signature header")
+    if not header.isascii():
+        # Stripe's header is ASCII; the SDK's compare_digest raises TypeError on
+        # anything else instead of refusing it.
+        raise SignatureRejected(GARBLED_SIGNATURE, "Stripe-Signature is not ASCII")
     timestamp = signature_timestamp(header)
     if timestamp is None or "v1=" not in header:
         raise SignatureRejected(GARBLED_SIGNATURE, "Stripe-Signature has no t= or no v1=")

@@ -190,7 +190,9 @@ def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: boo
     if "body" in doc:
         return _from_envelope(source, doc, raw)
     if doc.get("object") == "event" or ("type" in doc and "data" in doc):
-        body = raw if raw is not None else json.dumps(doc).encode()
+        body = raw if raw is not None else _reencoded(doc)
+        if body is None:
+            return _too_deep(source)
         if not allow_unsigned:
             return Delivery(
                 source=source,
@@ -213,7 +215,10 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
     received = doc.get("received_at")
     if not isinstance(headers, dict):
         headers = {}
-    headers = {str(k): str(v) for k, v in headers.items()}
+    try:
+        headers = {str(k): str(v) for k, v in headers.items()}
+    except RecursionError:  # a value nested deeper than str() can go
+        return _too_deep(source, raw)
     received_at = None
     if received is not None:
         if (
@@ -227,13 +232,16 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
                 body=raw or b"",
                 headers=headers,
                 error="malformed",
-                error_detail=f"received_at must be unix seconds, got {str(received)[:40]!r}",
+                error_detail=f"received_at must be unix seconds, got {_brief(received)!r}",
             )
         received_at = int(received)
     if not isinstance(body, str):
+        stored = _reencoded(body) if body is not None else b""
+        if stored is None:
+            return _too_deep(source, raw)
         return Delivery(
             source=source,
-            body=json.dumps(body).encode() if body is not None else b"",
+            body=stored,
             headers=headers,
             received_at=received_at,
             error="malformed",
@@ -244,9 +252,47 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
         text: str | None = body
     except UnicodeEncodeError:
         # Lone surrogates: a non-UTF-8 body saved with surrogateescape.
-        data = body.encode("utf-8", "surrogateescape")
+        try:
+            data = body.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            # A surrogate that stands for no byte ("\ud800"): these are not the
+            # bytes of any request. Stored as close as they can be, rejected.
+            return Delivery(
+                source=source,
+                body=body.encode("utf-8", "surrogatepass"),
+                headers=headers,
+                received_at=received_at,
+                error="malformed",
+                error_detail="envelope body holds a lone surrogate that encodes no byte",
+            )
         text = None
     return Delivery(source=source, body=data, headers=headers, received_at=received_at, text=text)
+
+
+def _reencoded(value: Any) -> bytes | None:
+    """A parsed value as JSON bytes to store, or None when it is nested too
+    deep to encode again (orjson parses up to 1024 levels)."""
+    try:
+        return json.dumps(value).encode()
+    except RecursionError:
+        return None
+
+
+def _too_deep(source: str, raw: bytes | None = None) -> Delivery:
+    return Delivery(
+        source=source,
+        body=raw or b"",
+        error="malformed",
+        error_detail="nested too deep to read as a delivery",
+    )
+
+
+def _brief(value: Any) -> str:
+    """A bad value for a message: containers by type only (str() of a deeply
+    nested one would itself fail)."""
+    if isinstance(value, dict | list):
+        return type(value).__name__
+    return str(value)[:40]
 
 
 def _from_http_dump(source: str, raw: bytes) -> Delivery:

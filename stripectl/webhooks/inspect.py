@@ -104,7 +104,11 @@ def delivery_id(delivery: Delivery, signature: str | None = None) -> str:
     """sha256 of the Stripe-Signature header, a newline and the raw body."""
     if signature is None:
         signature = delivery.signature
-    h = hashlib.sha256((signature or "").encode("utf-8", "surrogateescape"))
+    try:
+        head = (signature or "").encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # "\ud800": no byte it stands for; still one id per header
+        head = (signature or "").encode("utf-8", "surrogatepass")
+    h = hashlib.sha256(head)
     h.update(b"\n")
     h.update(delivery.body)
     return h.hexdigest()
@@ -207,9 +211,10 @@ def inspect(
     if result.table is not None:
         try:
             result.row = row_for(result.table, obj, result.type)
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:
-            # A field of an unexpected type (metadata a list, quantity "abc"):
-            # this delivery is malformed, the rest of the batch goes on.
+        except (AttributeError, TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+            # A field of an unexpected type (metadata a list, quantity "abc" or
+            # Infinity, metadata nested ~1000 deep): this delivery is
+            # malformed, the rest of the batch goes on.
             return result.reject("malformed", f"unexpected data.object shape: {str(exc)[:80]}")
         result.prev_status = prev_status(event)
         result.touched_sub = touched_subscription(result.type, result.row)
@@ -261,12 +266,26 @@ def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
                 if problem is not None:
                     return problem
         elif kind is int or kind is float:
-            if not -_LIMIT <= value < _LIMIT:
+            if not _in_range(value):
                 return f"not a 64-bit number: {str(value)[:40]}"
         elif value is not None and kind is not bool:
-            return f"a {kind.__name__} where one value belongs: {str(value)[:40]}"
-    for value in nested:
+            return f"a {kind.__name__} where one value belongs"
+    while nested:  # a loop, not recursion: metadata may nest 1,000 deep
+        value = nested.pop()
         kind = type(value)
-        if (kind is int or kind is float) and not -_LIMIT <= value < _LIMIT:
-            return f"not a 64-bit number: {str(value)[:40]}"
+        if kind is int or kind is float:
+            if not _in_range(value):
+                return f"not a 64-bit number: {str(value)[:40]}"
+        elif kind is dict:
+            nested.extend(value.values())
+        elif kind is list:
+            nested.extend(value)
     return None
+
+
+def _in_range(number: int | float) -> bool:
+    """Within SQLite's INTEGER. A float must be strictly inside: orjson turns
+    -2**63 - 1 into the float -2**63 (and NaN is in no range)."""
+    if type(number) is int:
+        return -_LIMIT <= number < _LIMIT
+    return -_LIMIT < number < _LIMIT

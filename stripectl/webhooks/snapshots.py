@@ -13,11 +13,12 @@ from typing import Any
 
 
 def _id(value: Any) -> str | None:
-    """An expandable field: either an id string or an object with an id."""
+    """An expandable field: either an id string or an object with an id.
+    Anything else is no id (Stripe's ids are strings; str() of a number would
+    store whatever the JSON parser made of it)."""
     if isinstance(value, dict):
-        v = value.get("id")
-        return str(v) if v is not None else None
-    return str(value) if value is not None else None
+        value = value.get("id")
+    return value if isinstance(value, str) else None
 
 
 # One encoder, reused: json.dumps(..., sort_keys=True) builds a new encoder per
