@@ -63,8 +63,25 @@ def cell(value: Any) -> str:
 def ts(value: Any) -> str:
     """Unix seconds as `2026-11-01T00:00:00Z`; anything else as `cell`."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):  # past year 9999
+            pass
     return cell(value)
+
+
+# Control characters reach a terminal as themselves: ESC would start an
+# escape sequence (colours, cursor moves, a new window title), and the bidi
+# overrides reorder what is shown. Shown escaped instead: \x1b, \u202e.
+_CONTROLS = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)},
+    **{c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+}
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal: control characters (but tab and newline) escaped."""
+    return text if text.isprintable() else text.translate(_CONTROLS)
 
 
 # ---- JSON / JSONL -------------------------------------------------------
@@ -96,7 +113,7 @@ def rich_table(rows: Rows) -> Table:
         table.add_column(col.title, overflow="fold")
     for row in rows.rows:
         # Text(), not str: cell values must never be read as rich markup.
-        table.add_row(*(Text(rows.display(row, c)) for c in rows.columns))
+        table.add_row(*(Text(printable(rows.display(row, c))) for c in rows.columns))
     return table
 
 

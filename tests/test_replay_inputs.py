@@ -334,3 +334,15 @@ def test_an_id_that_is_a_number_is_no_id(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.db")
     assert conn.execute("SELECT id, customer FROM subscriptions").fetchall() == [("sub_1NumId", None)]
 
+
+def test_the_table_shows_control_characters_and_absurd_times_escaped(tmp_path: Path) -> None:
+    """ESC from input reached the terminal; a period end in year 10**11
+    raised OSError in the table (exit 70) though it was stored."""
+    sub = f.subscription(id="sub_1Esc", customer="cus_1Esc", current_period_end=2**62)
+    event = f.event("customer.subscription.created", sub, id="evt_\x1b[31mred", created=f.T0)
+    p = write_jsonl(tmp_path / "d.jsonl", [f.envelope(event, t=f.T0)])
+    db = str(tmp_path / "m.db")
+    result = run("replay-webhook", str(p), "--secret", SECRET, "--db", db, "--events", "all")
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "evt_\\x1b[31mred" in result.stdout
+    assert str(2**62) in result.stdout

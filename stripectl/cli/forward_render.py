@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stripectl.cli.common import Ctx
-from stripectl.redact import redact
+from stripectl.cli.replay_render import plain_cell
 
 
 def render_forward(ctx: Ctx, report: dict[str, Any]) -> None:
@@ -21,12 +21,12 @@ def render_forward(ctx: Ctx, report: dict[str, Any]) -> None:
         ok = isinstance(status, int) and 200 <= status < 300
         # Text, never str: what the input and the handler said is not markup.
         table.add_row(
-            Text(redact(str(r.get("source") or ""))),
-            Text(redact(str(r.get("event_id") or "-"))),
-            Text(redact(str(r.get("type") or "-"))),
+            plain_cell(r.get("source") or ""),
+            plain_cell(r.get("event_id") or "-"),
+            plain_cell(r.get("type") or "-"),
             Text(str(status if status is not None else "error"), style="green" if ok else "red"),
             f"{r.get('latency_ms', 0):.0f}" if r.get("latency_ms") is not None else "",
-            Text(redact(str(r.get("error") or ""))),
+            plain_cell(r.get("error") or ""),
         )
     ctx.out.print(table)
     bad = sum(1 for r in results if not (isinstance(r.get("status"), int) and 200 <= r["status"] < 300))

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from stripectl.cli.common import Ctx
 from stripectl.redact import redact
+from stripectl.render import printable
 
 _STYLE = {
     "applied": "green",
@@ -48,7 +49,10 @@ class TableEvents:
 def _when(ts: Any) -> str:
     if not isinstance(ts, int):
         return ""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):  # a stored but absurd time
+        return str(ts)
 
 
 def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
@@ -75,11 +79,11 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
             # Text, never str: sources, ids and notes come from the input and
             # must not be read as rich markup ("[/x]" in an event id raised).
             table.add_row(
-                _plain(e["source"]),
-                _plain(e["event_id"] or "-"),
-                _plain(e["type"] or "-"),
+                plain_cell(e["source"]),
+                plain_cell(e["event_id"] or "-"),
+                plain_cell(e["type"] or "-"),
                 Text(e["outcome"], style=_STYLE.get(e["outcome"], "")),
-                _plain(reason),
+                plain_cell(reason),
             )
         ctx.out.print(table)
         if len(shown) < summary["total"]:
@@ -112,13 +116,13 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
             if not s.get("verified", True):
                 access.append(" (UNVERIFIED)")
             table.add_row(
-                _plain(s["id"]),
-                _plain(s.get("customer") or ""),
-                _plain(s.get("user_id") or ""),
-                _plain(s.get("status") or ""),
+                plain_cell(s["id"]),
+                plain_cell(s.get("customer") or ""),
+                plain_cell(s.get("user_id") or ""),
+                plain_cell(s.get("status") or ""),
                 access,
-                _plain(s.get("access_reason") or ""),
-                _plain(dunning),
+                plain_cell(s.get("access_reason") or ""),
+                plain_cell(dunning),
                 _when(s.get("current_period_end")),
             )
         ctx.out.print(table)
@@ -128,6 +132,7 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
     ctx.out.print(f"{prefix}{summary['total']} deliveries: " + (", ".join(parts) or "none"), highlight=False)
 
 
-def _plain(value: object) -> Text:
-    """A cell of input data: redacted, and never read as rich markup."""
-    return Text(redact(str(value)))
+def plain_cell(value: object) -> Text:
+    """A cell of input data: redacted, never read as rich markup, and with
+    no control characters for the terminal to act on."""
+    return Text(printable(redact(str(value))))
