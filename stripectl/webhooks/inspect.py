@@ -265,17 +265,23 @@ def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
                 problem = _bad_text(value)
                 if problem is not None:
                     return problem
-        elif kind is int or kind is float:
-            if not _in_range(value):
+        elif kind is int:
+            if not -_LIMIT <= value < _LIMIT:
                 return f"not a 64-bit number: {str(value)[:40]}"
+        elif kind is float:
+            if not _float_in_range(value):
+                return f"not a 64-bit number: {value}"
         elif value is not None and kind is not bool:
             return f"a {kind.__name__} where one value belongs"
     while nested:  # a loop, not recursion: metadata may nest 1,000 deep
         value = nested.pop()
         kind = type(value)
-        if kind is int or kind is float:
-            if not _in_range(value):
+        if kind is int:
+            if not -_LIMIT <= value < _LIMIT:
                 return f"not a 64-bit number: {str(value)[:40]}"
+        elif kind is float:
+            if not _float_in_range(value):
+                return f"not a 64-bit number: {value}"
         elif kind is dict:
             nested.extend(value.values())
         elif kind is list:
@@ -283,9 +289,7 @@ def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
     return None
 
 
-def _in_range(number: int | float) -> bool:
-    """Within SQLite's INTEGER. A float must be strictly inside: orjson turns
-    -2**63 - 1 into the float -2**63 (and NaN is in no range)."""
-    if type(number) is int:
-        return -_LIMIT <= number < _LIMIT
+def _float_in_range(number: float) -> bool:
+    """Strictly inside SQLite's INTEGER range: orjson turns -2**63 - 1 into
+    the float -2**63 (and NaN is in no range)."""
     return -_LIMIT < number < _LIMIT
