@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stripectl.webhooks.json_parse import loads
+from stripectl.webhooks.json_parse import loads, too_deep
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 # Keys and strings with escapes, non-ASCII, astral characters (surrogate
@@ -83,7 +83,6 @@ def test_any_text_parses_or_fails_exactly_as_json_loads(text: str) -> None:
         '{"a": 1, "a": 2}',
         '{"a": 1} {"b": 2}',  # "Extra data": envelope.py reads such a file as JSONL
         "\ufeff{}",
-        "[" * 5000 + "]" * 5000,
     ],
 )
 def test_what_orjson_refuses_or_reads_differently_is_decided_by_json_loads(text: str) -> None:
@@ -96,13 +95,26 @@ def test_an_integer_beyond_64_bits_is_the_documented_difference() -> None:
     assert loads("18446744073709551615") == 2**64 - 1  # still an int
 
 
-def test_nesting_between_the_two_limits_is_the_other_documented_difference() -> None:
+def test_nesting_has_fixed_bounds_where_json_loads_had_the_stack() -> None:
     deep = "[" * 1010 + "]" * 1010
     with pytest.raises(RecursionError):
         json.loads(deep)
-    assert isinstance(loads(deep), list)
-    with pytest.raises(RecursionError):  # beyond orjson's 1,024: stdlib decides, as before
-        loads("[" * 1030 + "]" * 1030)
+    assert isinstance(loads(deep), list)  # orjson reads up to 1,024 levels
+    for text in ("[" * 1030 + "]" * 1030, "[" * 5000 + "]" * 5000):
+        with pytest.raises(ValueError, match="nested deeper than 512 levels"):
+            loads(text)
+    # What only json.loads reads (NaN here) may nest FALLBACK_DEPTH levels,
+    # whatever the depth of the caller's stack.
+    assert loads("[" * 512 + "NaN" + "]" * 512) is not None
+    with pytest.raises(ValueError, match="nested deeper than 512 levels"):
+        loads("[" * 513 + "NaN" + "]" * 513)
+
+
+def test_too_deep_counts_levels_of_lists_and_dicts() -> None:
+    assert not too_deep({"a": "b"}, 1) and too_deep({"a": {"b": 1}}, 1)
+    assert not too_deep([[[]]], 3) and too_deep([[[[]]]], 3)
+    assert not too_deep("x", 0) and not too_deep(None, 0)
+    assert too_deep(loads("[" * 1000 + "]" * 1000), 999)
 
 
 def test_bytes_are_utf8_never_a_guessed_encoding() -> None:

@@ -346,3 +346,60 @@ def test_the_table_shows_control_characters_and_absurd_times_escaped(tmp_path: P
     assert result.exit_code == 0, result.stderr
     assert "\x1b" not in result.stdout and "evt_\\x1b[31mred" in result.stdout
     assert str(2**62) in result.stdout
+
+
+@pytest.mark.parametrize("parallel_path", [False, True])
+def test_how_deep_metadata_may_nest_is_a_fixed_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel_path: bool
+) -> None:
+    """Where RecursionError strikes depends on the stack: metadata nested
+    ~970 levels was applied by the serial path and rejected by the workers.
+    The bound is METADATA_DEPTH on every path (Stripe's metadata is flat)."""
+    from stripectl.services import parallel
+    from stripectl.webhooks.inspect import METADATA_DEPTH
+
+    if parallel_path:
+        monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(parallel, "RANGE_BYTES", 64)
+    sub = f.subscription(id="sub_1Depth", customer="cus_1Depth")
+
+    def body(i: int, levels: int) -> str:  # metadata nested `levels` dicts deep, itself the first
+        meta = {**sub, "metadata": {"a": "X"}}
+        event = f.event("customer.subscription.updated", meta, id=f"evt_d{levels}", created=f.T0 + i)
+        below = '{"k":' * (levels - 1) + '"x"' + "}" * (levels - 1)  # json.dumps cannot go 970 deep
+        return f.body_of(event).replace('"X"', below)
+
+    levels = [METADATA_DEPTH, METADATA_DEPTH + 1, 970]
+    p = write_jsonl(tmp_path / "d.jsonl", [f.envelope(body(i, n), t=f.T0) for i, n in enumerate(levels)])
+    code, report = run_json(
+        "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"), "--jobs", "2"
+    )
+    assert code == 1
+    assert [(e["outcome"], e["reason"]) for e in report["events"]] == [
+        ("applied", None),
+        ("rejected", "malformed"),
+        ("rejected", "malformed"),
+    ]
+
+
+def test_a_rejected_invoice_does_not_put_its_subscription_in_the_report(tmp_path: Path) -> None:
+    """Its subscription id (a lone surrogate here) went to the access report,
+    whose lookup raised UnicodeEncodeError after the commit (exit 70)."""
+    inv = f.invoice(id="in_1Sur", subscription="sub_1Sur", customer="cus_1Sur")
+    body = f.body_of(f.event("invoice.paid", inv, id="evt_sur", created=f.T0)).replace("sub_1Sur", "\\ud800")
+    p = write_jsonl(tmp_path / "d.jsonl", [f.envelope(body, t=f.T0)])
+    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert code == 1
+    assert [(e["outcome"], e["reason"]) for e in report["events"]] == [("rejected", "malformed")]
+    assert report["subscriptions"] == []
+
+
+def test_a_content_length_of_non_ascii_digits_is_not_a_crash(tmp_path: Path) -> None:
+    """"²".isdigit() is True and int("²") raises ValueError (exit 70)."""
+    body = f.body_of(_good(1))
+    head = f"POST /webhooks HTTP/1.1\r\nStripe-Signature: {f.sign(body, t=f.T0)}\r\nContent-Length: "
+    p = tmp_path / "dump.http"
+    p.write_bytes(head.encode() + b"\xb2\r\n\r\n" + body.encode())
+    code, report = run_json("replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"))
+    assert code == 0, report
+    assert [e["outcome"] for e in report["events"]] == ["applied"]

@@ -215,10 +215,16 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
     received = doc.get("received_at")
     if not isinstance(headers, dict):
         headers = {}
-    try:
-        headers = {str(k): str(v) for k, v in headers.items()}
-    except RecursionError:  # a value nested deeper than str() can go
-        return _too_deep(source, raw)
+    if any(isinstance(v, dict | list) for v in headers.values()):
+        # A header is one value; str() of a nested one could also recurse
+        # past Python's limit.
+        return Delivery(
+            source=source,
+            body=raw or b"",
+            error="malformed",
+            error_detail="envelope header values must be strings",
+        )
+    headers = {str(k): str(v) for k, v in headers.items()}
     received_at = None
     if received is not None:
         if (
@@ -238,7 +244,7 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
     if not isinstance(body, str):
         stored = _reencoded(body) if body is not None else b""
         if stored is None:
-            return _too_deep(source, raw)
+            return _too_deep(source, raw, headers, received_at)
         return Delivery(
             source=source,
             body=stored,
@@ -269,21 +275,30 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
     return Delivery(source=source, body=data, headers=headers, received_at=received_at, text=text)
 
 
+REENCODE_DEPTH = 64  # json.dumps recurses; a fixed bound keeps outcomes stack-independent
+
+
 def _reencoded(value: Any) -> bytes | None:
-    """A parsed value as JSON bytes to store, or None when it is nested too
-    deep to encode again (orjson parses up to 1024 levels)."""
-    try:
-        return json.dumps(value).encode()
-    except RecursionError:
+    """A parsed value as JSON bytes to store, or None when it nests deeper
+    than REENCODE_DEPTH (orjson parses up to 1,024 levels)."""
+    if json_parse.too_deep(value, REENCODE_DEPTH):
         return None
+    return json.dumps(value).encode()
 
 
-def _too_deep(source: str, raw: bytes | None = None) -> Delivery:
+def _too_deep(
+    source: str,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    received_at: int | None = None,
+) -> Delivery:
     return Delivery(
         source=source,
         body=raw or b"",
+        headers=headers or {},
+        received_at=received_at,
         error="malformed",
-        error_detail="nested too deep to read as a delivery",
+        error_detail=f"nested deeper than {REENCODE_DEPTH} levels",
     )
 
 
@@ -315,7 +330,7 @@ def _from_http_dump(source: str, raw: bytes) -> Delivery:
         if colon:
             headers[key.decode("latin-1").strip()] = value.decode("latin-1").strip()
     length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
-    if length is not None and length.isdigit():
+    if length is not None and length.isascii() and length.isdigit():  # not "²"
         n = int(length)
         if len(body) < n:
             return Delivery(

@@ -18,6 +18,7 @@ from typing import Any
 from stripectl.webhooks import json_parse
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.facts import prev_status, row_for, table_for, touched_subscription
+from stripectl.webhooks.json_parse import too_deep
 
 # Why a delivery can be rejected (README "Rejection reasons").
 REASONS = {
@@ -44,6 +45,7 @@ REASONS = {
 # differ (webhooks/json_parse.py: beyond 64 bits orjson gives a float), so
 # it is refused whether it parsed as an int or as a float.
 _LIMIT = 2**63
+METADATA_DEPTH = 32
 
 
 @dataclass(slots=True)
@@ -84,6 +86,9 @@ class Inspected:
 
     def reject(self, reason: str, detail: str | None = None) -> Inspected:
         self.reason, self.detail = reason, detail or REASONS.get(reason)
+        # A rejected delivery touches no subscription: the access report
+        # would look up an id that may not even be storable text.
+        self.touched_sub = None
         return self
 
 
@@ -209,12 +214,16 @@ def inspect(
         return result.reject("malformed", problem)
     result.table = table_for(result.type)
     if result.table is not None:
+        if too_deep(obj.get("metadata"), METADATA_DEPTH):
+            # Stripe's metadata is flat strings. A fixed bound, checked before
+            # anything recurses into it: where RecursionError would strike
+            # depends on how deep the caller's stack already is.
+            return result.reject("malformed", f"metadata nested deeper than {METADATA_DEPTH} levels")
         try:
             result.row = row_for(result.table, obj, result.type)
-        except (AttributeError, TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+        except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
             # A field of an unexpected type (metadata a list, quantity "abc" or
-            # Infinity, metadata nested ~1000 deep): this delivery is
-            # malformed, the rest of the batch goes on.
+            # Infinity): this delivery is malformed, the rest of the batch goes on.
             return result.reject("malformed", f"unexpected data.object shape: {str(exc)[:80]}")
         result.prev_status = prev_status(event)
         result.touched_sub = touched_subscription(result.type, result.row)
