@@ -71,11 +71,20 @@ def ts(value: Any) -> str:
 
 
 # Control characters reach a terminal as themselves: ESC would start an
-# escape sequence (colours, cursor moves, a new window title), and the bidi
-# overrides reorder what is shown. Shown escaped instead: \x1b, \u202e.
+# escape sequence (colours, cursor moves, a new window title); bidi marks and
+# overrides reorder what is shown, zero-width ones hide in it. Shown escaped
+# instead: \x1b, \u202e.
 _CONTROLS = {
     **{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)},
-    **{c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    **{
+        c: f"\\u{c:04x}"
+        for c in (
+            *(0x061C, 0x2028, 0x2029, 0xFEFF),
+            *range(0x200B, 0x2010),
+            *range(0x202A, 0x202F),
+            *range(0x2066, 0x206A),
+        )
+    },
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from stripectl.render import Column, Rows, cell, md_escape, render, rich_table, to_junit, ts
+from stripectl.render import Column, Rows, cell, md_escape, printable, render, rich_table, to_junit, ts
 
 NASTY = 'a|b <i>x</i> & "q" [bold]y[/bold] `c` *s* \x00\x1b[31m\nz'
 
@@ -86,3 +86,21 @@ def test_rich_table_does_not_interpret_markup() -> None:
     text = buf.getvalue()
     assert "[bold]x[/bold]" in text and "2026-11-01T00:00:00Z" in text
     assert "stripectl_fake_00000001" not in text and "rk_test_..." in text
+
+
+def test_printable_escapes_what_a_terminal_would_act_on() -> None:
+    assert printable("plain, é, tab\tand\nnewline") == "plain, é, tab\tand\nnewline"
+    assert printable("evt_\x1b[31m\x07\x7f\x85") == "evt_\\x1b[31m\\x07\\x7f\\x85"
+    assert printable("a\u202eb\u200fc\u2028d\ufeff") == "a\\u202eb\\u200fc\\u2028d\\ufeff"
+
+
+def test_table_cells_and_the_listener_line_are_printable() -> None:
+    from stripectl.cli.webhook import _format
+    from stripectl.services.listener import DeliveryLine
+
+    rows = Rows("t", [Column("id", "id")], [{"id": "evt_\x1b]0;owned\x07"}])
+    out = StringIO()
+    Console(file=out, width=120).print(rich_table(rows))
+    assert "\x1b" not in out.getvalue() and "evt_\\x1b]0;owned\\x07" in out.getvalue()
+    line = DeliveryLine(status=200, received_at=1, latency_ms=1.0, event_id="evt_\x1b[2J", type="x")
+    assert "\x1b" not in _format(line, as_json=False) and "evt_\\x1b[2J" in _format(line, as_json=False)

@@ -97,7 +97,9 @@ class Ctx:
 
     def note(self, message: str) -> None:
         """A message for people, on stderr; never data."""
-        self.err.print(redact(message), highlight=False, markup=False)
+        from stripectl.render import printable
+
+        self.err.print(printable(redact(message)), highlight=False, markup=False)
 
 
 def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -> Ctx:

@@ -155,7 +155,11 @@ def _format(line: DeliveryLine, *, as_json: bool) -> str:
         what += f" ({line.reason})"
     if line.error:
         what += f" error: {line.error}"
-    return redact(
-        f"{format_ts(line.received_at)} {line.status} {line.event_id or '-'} "
-        f"{line.type or '-'} {what} {line.latency_ms:.0f}ms"
+    from stripectl.render import printable
+
+    return printable(
+        redact(
+            f"{format_ts(line.received_at)} {line.status} {line.event_id or '-'} "
+            f"{line.type or '-'} {what} {line.latency_ms:.0f}ms"
+        )
     )
