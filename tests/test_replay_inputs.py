@@ -370,15 +370,19 @@ def test_how_deep_metadata_may_nest_is_a_fixed_bound(
         return f.body_of(event).replace('"X"', below)
 
     levels = [METADATA_DEPTH, METADATA_DEPTH + 1, 970]
-    p = write_jsonl(tmp_path / "d.jsonl", [f.envelope(body(i, n), t=f.T0) for i, n in enumerate(levels)])
+    bodies = [body(i, n) for i, n in enumerate(levels)]
+    # An item's period end is copied into the `items` JSON column: bounded too.
+    item = {"price": "p", "quantity": 1, "current_period_end": "X"}
+    event = f.event("customer.subscription.updated", {**sub, "items": {"data": [item]}}, id="evt_ditem")
+    bodies.append(f.body_of(event).replace('"X"', "[" * 970 + "]" * 970))
+    p = write_jsonl(tmp_path / "d.jsonl", [f.envelope(b, t=f.T0) for b in bodies])
     code, report = run_json(
         "replay-webhook", str(p), "--secret", SECRET, "--db", str(tmp_path / "m.db"), "--jobs", "2"
     )
     assert code == 1
     assert [(e["outcome"], e["reason"]) for e in report["events"]] == [
         ("applied", None),
-        ("rejected", "malformed"),
-        ("rejected", "malformed"),
+        *[("rejected", "malformed")] * 3,
     ]
 
 

@@ -214,16 +214,20 @@ def inspect(
         return result.reject("malformed", problem)
     result.table = table_for(result.type)
     if result.table is not None:
-        if too_deep(obj.get("metadata"), METADATA_DEPTH):
-            # Stripe's metadata is flat strings. A fixed bound, checked before
-            # anything recurses into it: where RecursionError would strike
-            # depends on how deep the caller's stack already is.
+        # What the row builders encode as JSON again (metadata, the items'
+        # quantity and period end) gets fixed bounds first: where RecursionError
+        # would strike depends on how deep the caller's stack already is.
+        if too_deep(obj.get("metadata"), METADATA_DEPTH):  # Stripe's is flat strings
             return result.reject("malformed", f"metadata nested deeper than {METADATA_DEPTH} levels")
+        if _nested_item_value(obj):
+            return result.reject("malformed", "an item's quantity or current_period_end is not one value")
         try:
             result.row = row_for(result.table, obj, result.type)
-        except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
+        except (AttributeError, TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
             # A field of an unexpected type (metadata a list, quantity "abc" or
-            # Infinity): this delivery is malformed, the rest of the batch goes on.
+            # Infinity): this delivery is malformed, the rest of the batch goes
+            # on. (RecursionError: a net only; the bounds above should make it
+            # unreachable.)
             return result.reject("malformed", f"unexpected data.object shape: {str(exc)[:80]}")
         result.prev_status = prev_status(event)
         result.touched_sub = touched_subscription(result.type, result.row)
@@ -236,6 +240,17 @@ def inspect(
     if problem is not None:
         return result.reject("malformed", problem)
     return result
+
+
+def _nested_item_value(obj: dict[str, Any]) -> bool:
+    items = obj.get("items")
+    data = items.get("data") if isinstance(items, dict) else None
+    for item in data if isinstance(data, list) else ():
+        if isinstance(item, dict):
+            for key in ("quantity", "current_period_end"):
+                if isinstance(item.get(key), dict | list):
+                    return True
+    return False
 
 
 def _bad_text(value: str | None) -> str | None:
@@ -263,7 +278,8 @@ def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
         if isinstance(metadata, dict):
             nested.extend(metadata.values())
         items = obj.get("items")
-        for item in (items.get("data") if isinstance(items, dict) else None) or ():
+        data = items.get("data") if isinstance(items, dict) else None
+        for item in data if isinstance(data, list) else ():
             if isinstance(item, dict):
                 nested.append(item.get("quantity"))
                 nested.append(item.get("current_period_end"))
