@@ -18,7 +18,6 @@ from typing import Any
 from stripectl.webhooks import json_parse
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.facts import prev_status, row_for, table_for, touched_subscription
-from stripectl.webhooks.json_parse import too_deep
 
 # Why a delivery can be rejected (README "Rejection reasons").
 REASONS = {
@@ -214,13 +213,9 @@ def inspect(
         return result.reject("malformed", problem)
     result.table = table_for(result.type)
     if result.table is not None:
-        # What the row builders encode as JSON again (metadata, the items'
-        # quantity and period end) gets fixed bounds first: where RecursionError
-        # would strike depends on how deep the caller's stack already is.
-        if too_deep(obj.get("metadata"), METADATA_DEPTH):  # Stripe's is flat strings
-            return result.reject("malformed", f"metadata nested deeper than {METADATA_DEPTH} levels")
-        if _nested_item_value(obj):
-            return result.reject("malformed", "an item's quantity or current_period_end is not one value")
+        problem = _encoded_again(obj)
+        if problem is not None:
+            return result.reject("malformed", problem)
         try:
             result.row = row_for(result.table, obj, result.type)
         except (AttributeError, TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
@@ -236,21 +231,45 @@ def inspect(
     result.object_id = obj["id"]
     api_version = event.get("api_version")
     result.api_version = api_version if isinstance(api_version, str) and not _bad_text(api_version) else None
-    problem = _unstorable(result, obj)
+    problem = _unstorable(result)
     if problem is not None:
         return result.reject("malformed", problem)
     return result
 
 
-def _nested_item_value(obj: dict[str, Any]) -> bool:
+def _encoded_again(obj: dict[str, Any]) -> str | None:
+    """Check what the row builders store inside JSON text columns: metadata,
+    and the items' quantity and period end. Their depth gets a fixed bound
+    before anything recurses into them (where RecursionError strikes
+    depends on how deep the caller's stack is), and their numbers must fit
+    64 bits (webhooks/json_parse.py: beyond, the two parsers differ)."""
+    todo: list[tuple[Any, int]] = []  # (value, how many containers hold it)
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        todo.extend([(value, 1) for value in metadata.values()])
     items = obj.get("items")
     data = items.get("data") if isinstance(items, dict) else None
     for item in data if isinstance(data, list) else ():
         if isinstance(item, dict):
-            for key in ("quantity", "current_period_end"):
-                if isinstance(item.get(key), dict | list):
-                    return True
-    return False
+            quantity, period_end = item.get("quantity"), item.get("current_period_end")
+            if isinstance(quantity, dict | list) or isinstance(period_end, dict | list):
+                return "an item's quantity or current_period_end is not one value"
+            todo.append((quantity, 0))
+            todo.append((period_end, 0))
+    while todo:  # a loop, not recursion
+        value, depth = todo.pop()
+        kind = type(value)
+        if kind is int:
+            if not -_LIMIT <= value < _LIMIT:
+                return f"not a 64-bit number: {str(value)[:40]}"
+        elif kind is float:
+            if not _float_in_range(value):
+                return f"not a 64-bit number: {value}"
+        elif kind is dict or kind is list:
+            if depth >= METADATA_DEPTH:  # Stripe's metadata is flat strings
+                return f"metadata nested deeper than {METADATA_DEPTH} levels"
+            todo.extend([(child, depth + 1) for child in (value.values() if kind is dict else value)])
+    return None
 
 
 def _bad_text(value: str | None) -> str | None:
@@ -265,24 +284,14 @@ def _bad_text(value: str | None) -> str | None:
     return None
 
 
-def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
+def _unstorable(result: Inspected) -> str | None:
     """Why what this event puts in the mirror cannot be stored as it came,
     or None. Caught here, one delivery is rejected; caught by SQLite, the
     chunk's whole transaction would fail. (The `events` columns are checked
-    as they are set.)"""
+    as they are set, the JSON text columns by _encoded_again.)"""
     values: list[Any] = [result.prev_status]
-    nested: list[Any] = []  # stored inside the JSON text columns
     if result.row is not None:
         values.extend(result.row.values())
-        metadata = obj.get("metadata")
-        if isinstance(metadata, dict):
-            nested.extend(metadata.values())
-        items = obj.get("items")
-        data = items.get("data") if isinstance(items, dict) else None
-        for item in data if isinstance(data, list) else ():
-            if isinstance(item, dict):
-                nested.append(item.get("quantity"))
-                nested.append(item.get("current_period_end"))
     for value in values:
         kind = type(value)
         if kind is str:
@@ -298,19 +307,6 @@ def _unstorable(result: Inspected, obj: dict[str, Any]) -> str | None:
                 return f"not a 64-bit number: {value}"
         elif value is not None and kind is not bool:
             return f"a {kind.__name__} where one value belongs"
-    while nested:  # a loop, not recursion: metadata may nest 1,000 deep
-        value = nested.pop()
-        kind = type(value)
-        if kind is int:
-            if not -_LIMIT <= value < _LIMIT:
-                return f"not a 64-bit number: {str(value)[:40]}"
-        elif kind is float:
-            if not _float_in_range(value):
-                return f"not a 64-bit number: {value}"
-        elif kind is dict:
-            nested.extend(value.values())
-        elif kind is list:
-            nested.extend(value)
     return None
 
 
