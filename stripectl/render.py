@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from stripectl.printable import printable
 from stripectl.redact import redact
 
 if TYPE_CHECKING:
@@ -68,29 +69,6 @@ def ts(value: Any) -> str:
         except (OverflowError, OSError, ValueError):  # past year 9999
             pass
     return cell(value)
-
-
-# Control characters reach a terminal as themselves: ESC would start an
-# escape sequence (colours, cursor moves, a new window title); bidi marks and
-# overrides reorder what is shown, zero-width ones hide in it. Shown escaped
-# instead: \x1b, \u202e.
-_CONTROLS = {
-    **{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)},
-    **{
-        c: f"\\u{c:04x}"
-        for c in (
-            *(0x061C, 0x2028, 0x2029, 0xFEFF),
-            *range(0x200B, 0x2010),
-            *range(0x202A, 0x202F),
-            *range(0x2066, 0x206A),
-        )
-    },
-}
-
-
-def printable(text: str) -> str:
-    """`text` for a terminal: control characters (but tab and newline) escaped."""
-    return text if text.isprintable() else text.translate(_CONTROLS)
 
 
 # ---- JSON / JSONL -------------------------------------------------------

@@ -97,7 +97,7 @@ class Ctx:
 
     def note(self, message: str) -> None:
         """A message for people, on stderr; never data."""
-        from stripectl.render import printable
+        from stripectl.printable import printable
 
         self.err.print(printable(redact(message)), highlight=False, markup=False)
 

@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from stripectl.cli.common import Ctx
+from stripectl.printable import printable
 from stripectl.redact import redact
-from stripectl.render import printable
 
 _STYLE = {
     "applied": "green",

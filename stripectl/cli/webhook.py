@@ -155,7 +155,7 @@ def _format(line: DeliveryLine, *, as_json: bool) -> str:
         what += f" ({line.reason})"
     if line.error:
         what += f" error: {line.error}"
-    from stripectl.render import printable
+    from stripectl.printable import printable
 
     return printable(
         redact(

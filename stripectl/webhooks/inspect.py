@@ -259,12 +259,9 @@ def _encoded_again(obj: dict[str, Any]) -> str | None:
     while todo:  # a loop, not recursion
         value, depth = todo.pop()
         kind = type(value)
-        if kind is int:
-            if not -_LIMIT <= value < _LIMIT:
+        if kind is int or kind is float:
+            if _out_of_range(value, kind):
                 return f"not a 64-bit number: {str(value)[:40]}"
-        elif kind is float:
-            if not _float_in_range(value):
-                return f"not a 64-bit number: {value}"
         elif kind is dict or kind is list:
             if depth >= METADATA_DEPTH:  # Stripe's metadata is flat strings
                 return f"metadata nested deeper than {METADATA_DEPTH} levels"
@@ -299,18 +296,17 @@ def _unstorable(result: Inspected) -> str | None:
                 problem = _bad_text(value)
                 if problem is not None:
                     return problem
-        elif kind is int:
-            if not -_LIMIT <= value < _LIMIT:
+        elif kind is int or kind is float:
+            if _out_of_range(value, kind):
                 return f"not a 64-bit number: {str(value)[:40]}"
-        elif kind is float:
-            if not _float_in_range(value):
-                return f"not a 64-bit number: {value}"
         elif value is not None and kind is not bool:
             return f"a {kind.__name__} where one value belongs"
     return None
 
 
-def _float_in_range(number: float) -> bool:
-    """Strictly inside SQLite's INTEGER range: orjson turns -2**63 - 1 into
-    the float -2**63 (and NaN is in no range)."""
-    return -_LIMIT < number < _LIMIT
+def _out_of_range(number: float, kind: type) -> bool:
+    """Outside SQLite's INTEGER. A float must be strictly inside: orjson
+    turns -2**63 - 1 into the float -2**63 (and NaN is in no range)."""
+    if kind is int:
+        return not -_LIMIT <= number < _LIMIT
+    return not -_LIMIT < number < _LIMIT

@@ -19,8 +19,9 @@ for two documented differences:
   the same input could parse or not). Now a document parses if orjson reads
   it, or if json.loads does and it nests no deeper than FALLBACK_DEPTH:
   fixed bounds. What walks parsed values again bounds their depth first
-  (`too_deep`: metadata in inspect.py, headers and re-encoded bodies in
-  envelope.py), so no outcome depends on the caller's stack.
+  (metadata and items in inspect._encoded_again, headers and re-encoded
+  bodies in envelope.py with `too_deep`), so no outcome depends on the
+  caller's stack.
 
 Why orjson at all: json.loads was ~55% of a worker's time in the replay
 benchmark (envelope 7.3 us + body 11.8 us against 1.2 + 4.8 us with orjson,
