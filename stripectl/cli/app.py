@@ -12,7 +12,7 @@ import typer
 
 from stripectl import __version__
 from stripectl.cli import access as access_cmd
-from stripectl.cli import cards, replay
+from stripectl.cli import cards, payment_actions, replay
 from stripectl.cli import reconcile as reconcile_cmd
 from stripectl.cli import sync as sync_cmd
 from stripectl.cli.checkout import checkout_app
@@ -20,6 +20,7 @@ from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, Json
 from stripectl.cli.events import events_app
 from stripectl.cli.inbox import inbox_app
 from stripectl.cli.payments import payments_app
+from stripectl.cli.refunds import refunds_app
 from stripectl.cli.webhook import webhook_app
 
 app = typer.Typer(
@@ -61,6 +62,8 @@ app.add_typer(events_app)
 app.add_typer(webhook_app)
 app.add_typer(inbox_app)
 app.add_typer(payments_app)
+payment_actions.register(payments_app)  # capture, cancel, show
+app.add_typer(refunds_app)
 app.add_typer(checkout_app)
 cards.register(app)
 sync_cmd.register(app)

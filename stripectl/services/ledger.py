@@ -216,8 +216,13 @@ def claim(
     clock: Clock | None = None,
     sleep: Callable[[float], None] | None = None,
     notify: Notify | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> Claim:
-    """Take the key for one send, committed before the request goes out."""
+    """Take the key for one send, committed before the request goes out.
+
+    `guard`, if given, runs inside the claim's write transaction just before
+    the key is taken, and refuses by raising: a check against other ledger
+    rows that two invocations at once cannot both pass (refunds create)."""
     clock = clock or time.time
     sleep = sleep or time.sleep
     fp = fingerprint(operation, params)
@@ -231,6 +236,8 @@ def claim(
         with store.transaction():
             row = table.get(store, key)
             if row is None:
+                if guard is not None:
+                    guard()
                 table.insert(
                     store,
                     {
@@ -261,6 +268,8 @@ def claim(
             busy = bool(holder) and fresh and _holder_alive(holder)
             if not busy:
                 _refuse_stale(row, now, options)
+                if guard is not None:
+                    guard()
                 attempt = int(row["attempts"] or 0) + 1
                 table.update(
                     store,

@@ -64,6 +64,18 @@ class OverlayView:
         if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
             self.links[row["subscription"]] = (row.get("user_id"), row.get("plan_name"))
 
+    def rows_where(self, table: str, column: str, values: list[str]) -> list[dict[str, Any]]:
+        """Rows whose `column` is one of `values`: the stored ones with this
+        run's changes over them (for the refunds of a payment intent)."""
+        from stripectl.store import refunds as store_refunds
+
+        wanted = set(values)
+        by_id = {r["id"]: r for r in store_refunds.rows_where(self.store, table, column, values)}
+        for row_id, row in self.cache[table].items():
+            if row is not None:
+                by_id[row_id] = row
+        return [r for r in by_id.values() if r.get(column) in wanted]
+
     def checkout_link(self, subscription_id: str) -> tuple[str | None, str | None] | None:
         if subscription_id in self.links:
             return self.links[subscription_id]

@@ -79,6 +79,7 @@ class Mutation:
     mirror_table: str
     mirror_row: Callable[[dict[str, Any]], dict[str, Any]]
     identity_flags: str  # what to change for a new request, e.g. "--order-ref"
+    guard: Callable[[], None] | None = None  # see ledger.claim
 
 
 @dataclass
@@ -163,6 +164,7 @@ def run_mutation(
         clock=clock,
         sleep=sleep,
         notify=notify,
+        guard=m.guard,
     )
     settled = False
     try:

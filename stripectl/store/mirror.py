@@ -12,7 +12,10 @@ from typing import Any
 
 from stripectl.store.db import Store
 
-MIRROR_TABLES = ("subscriptions", "customers", "invoices", "checkout_sessions", "payment_intents")
+MIRROR_TABLES = (
+    "subscriptions", "customers", "invoices", "checkout_sessions", "payment_intents",
+    "refunds", "charges",  # store/refunds.py
+)
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
 # A tuple, not `dict | list`: that builds a UnionType per value checked (~20 values a row).
 

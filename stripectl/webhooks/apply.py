@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from stripectl.webhooks import refunds
 from stripectl.webhooks.inspect import Inspected
 from stripectl.webhooks.statemachine import transition_problem
 
@@ -69,6 +70,8 @@ def apply_event(
     """Return (outcome, reason) and update `view` when applied."""
     if ins.table is None or ins.row is None:
         return "ignored", "unhandled event type"
+    if refunds.EMBEDDED in ins.row:  # money objects: webhooks/refunds.py
+        return refunds.apply(view, ins, now=now, source=source, apply_one=apply_event)  # type: ignore[arg-type]
     table = ins.table
     row = dict(ins.row)
     stored = view.get(table, row["id"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stripectl.webhooks import snapshots
+from stripectl.webhooks import refunds, snapshots
 
 SUBSCRIPTION_TYPES = frozenset(
     f"customer.subscription.{t}"
@@ -53,7 +53,7 @@ def table_for(event_type: str) -> str | None:
         return "payment_intents"
     if event_type in CUSTOMER_TYPES:
         return "customers"
-    return None
+    return refunds.table_for(event_type)  # refunds, charges, amount_capturable_updated
 
 
 def row_for(table: str, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
@@ -63,8 +63,8 @@ def row_for(table: str, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
         return snapshots.invoice_row(obj)
     if table == "checkout_sessions":
         return snapshots.checkout_session_row(obj)
-    if table == "payment_intents":
-        return snapshots.payment_intent_row(obj)
+    if table in refunds.TABLES:  # payment_intents, refunds, charges
+        return refunds.event_row(table, obj)
     row = snapshots.customer_row(obj)
     if event_type == "customer.deleted":
         row["deleted"] = 1
