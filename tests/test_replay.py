@@ -223,7 +223,8 @@ def test_livemode_mismatch_is_rejected(tmp_path: Path) -> None:
 
 
 def test_unknown_types_are_ignored_but_stored(tmp_path: Path) -> None:
-    evt = f.event("charge.refunded", {"id": "ch_1", "object": "charge"}, id="evt_ign", created=f.T0)
+    evt = f.event("charge.dispute.created", {"id": "dp_1", "object": "dispute"}, id="evt_ign",
+                  created=f.T0)
     code, report = _replay(tmp_path, [evt])
     assert code == 0 and report["events"][0]["outcome"] == "ignored"
     assert sqlite3.connect(tmp_path / "m.db").execute("SELECT outcome FROM events").fetchone() == (
