@@ -205,3 +205,37 @@ def test_webhook_refines_the_api_snapshot_of_refunds_create(tmp_path: Path) -> N
     [row] = rows(db, "refunds")
     assert row["status"] == "succeeded" and row["source"] == "webhook"
     assert row["idempotency_key"] == "stripectl:re:x"
+
+
+def test_replay_report_lists_the_payment_and_its_refunds(tmp_path: Path) -> None:
+    code, report, db = replay(tmp_path, failed_refund_history())
+    assert code == 0
+    [payment] = report["payments"]
+    assert payment["id"] == PI and payment["refund_state"] == "refund_failed"
+    assert payment["amount_captured"] == 1000 and payment["amount_refunded"] == 0
+    assert payment["refunds"] == [{"id": RE, "status": "failed", "amount": 500,
+                                   "reason": "requested_by_customer",
+                                   "failure_reason": "expired_or_canceled_card",
+                                   "refund_ref": "ticket_9", "charge": CH}]
+    src = write_jsonl(tmp_path / "again.jsonl", envelopes(failed_refund_history()))
+    res = run("replay-webhook", str(src), "--secret", SECRET, "--db", str(tmp_path / "t.db"))
+    assert "Payments" in res.stdout and "expired_or_canceled_card" in res.stdout
+    # A re-run (all duplicates) still names the payment.
+    code, again, _ = replay(tmp_path, failed_refund_history())
+    assert [p["id"] for p in again["payments"]] == [PI]
+
+
+def test_money_events_survive_the_worker_processes_trip() -> None:
+    """Large inputs are inspected in worker processes and come back as marshal data."""
+    from stripectl.services import parallel
+    from stripectl.webhooks.delivery import Delivery
+    from stripectl.webhooks.inspect import inspect
+
+    evt = failed_refund_history()[2]  # charge.refunded
+    env = envelopes([evt])[0]
+    delivery = Delivery(source="x:1", body=env["body"].encode(), headers=env["headers"],
+                        received_at=env["received_at"])
+    ins = inspect(delivery, secrets=[SECRET], tolerance=300, max_body_bytes=1 << 20)
+    assert ins.reason is None and ins.table == "charges"
+    [back] = parallel._unpacked(parallel._packed([ins]))
+    assert back.row == ins.row and back.table == "charges"

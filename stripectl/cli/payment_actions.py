@@ -210,44 +210,6 @@ def register(app: typer.Typer) -> None:
         if ctx.json:
             ctx.emit_json(data)
             return
-        _render_show(ctx, data)
+        from stripectl.cli.payments_render import render_show
 
-
-def _render_show(ctx: Ctx, data: dict[str, Any]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from stripectl import money
-    from stripectl.printable import printable
-
-    cur = str(data["currency"] or "")
-
-    def amt(value: Any) -> str:
-        return "-" if value is None else money.format_amount(int(value), cur) if cur else str(value)
-
-    print_fields(
-        ctx,
-        [
-            ("payment intent", data["payment_intent"]),
-            ("status", str(data["status"] or "unknown")),
-            ("amount", amt(data["amount"])),
-            ("captured", amt(data["amount_captured"])),
-            ("refunded", f"{amt(data['amount_refunded'])} ({data['refund_state']})"),
-        ],
-    )
-    if data["refunds"]:
-        table = Table(title="refunds", title_justify="left")
-        for col in ("refund", "status", "amount", "reason", "refund ref", "from"):
-            table.add_column(col)
-        for r in data["refunds"]:
-            status = r["status"] or ""
-            if r["failure_reason"]:
-                status += f" ({r['failure_reason']})"
-            table.add_row(*(Text(printable(str(v))) for v in (
-                r["id"], status, amt(r["amount"]), r["reason"] or "", r["refund_ref"] or "",
-                r["last_event_type"] or r["source"] or "",
-            )))
-        ctx.out.print(table)
-    for row in data["ledger"]:
-        line = f"ledger: {row['operation']} {row['state']} {row['object_id'] or ''} [{row['key']}]"
-        ctx.out.print(Text(printable(line)))
+        render_show(ctx, data)

@@ -127,6 +127,10 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
             )
         ctx.out.print(table)
 
+    from stripectl.cli.payments_render import render_payments
+
+    render_payments(ctx, report.get("payments") or [])
+
     parts = [f"{k} {summary[k]}" for k in summary if k != "total" and summary[k]]
     prefix = "dry run, nothing written: " if report.get("dry_run") else ""
     ctx.out.print(f"{prefix}{summary['total']} deliveries: " + (", ".join(parts) or "none"), highlight=False)

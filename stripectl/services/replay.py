@@ -21,6 +21,7 @@ from itertools import islice, repeat
 from typing import Any
 
 from stripectl.services.mirror_view import OverlayView
+from stripectl.services.payment_report import payment_report
 from stripectl.services.replay_report import EventResult, EventSink, ReplayReport
 from stripectl.services.subscription_report import subscription_report
 from stripectl.store import Store
@@ -28,6 +29,8 @@ from stripectl.store import events as store_events
 from stripectl.webhooks.apply import apply_event, sort_key
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.inspect import Inspected, inspect
+from stripectl.webhooks.refunds import TABLES as MONEY_TABLES
+from stripectl.webhooks.refunds import touched_intents
 
 # Each chunk is one transaction. Bigger ones amortise rewriting the index
 # pages of `events` (delivery ids are random: a chunk dirties most of them)
@@ -185,6 +188,7 @@ def _replay_inspected(
     report.subscriptions = subscription_report(
         run.view, sorted(run.touched), grace=options.grace, now=now
     )
+    report.payments = payment_report(run.view, sorted(run.touched_payments))
     return report
 
 
@@ -206,6 +210,7 @@ class _Run:
         self.seen_deliveries: set[str] = set()  # stored in `events` by this run
         self.seen_events: set[str] = set()
         self.touched: set[str] = set()
+        self.touched_payments: set[str] = set()  # payment intents of money events
         self.sole_writer: bool | None = None  # None: not known yet
         self.data_version: int | None = None
 
@@ -258,6 +263,8 @@ class _Run:
             results.append(res)
             if ins.touched_sub:
                 touched.add(ins.touched_sub)
+            if ins.table in MONEY_TABLES and ins.reason is None:
+                self.touched_payments |= touched_intents(view, ins)
             prior = stored_deliveries.get(ins.delivery_id)
             if ins.delivery_id in seen_deliveries or (
                 # A delivery rejected earlier is checked again (the operator may now
@@ -307,6 +314,8 @@ class _Run:
             seen_events.add(event_id)
             source = "api" if ins.trusted else "unverified" if ins.unsigned else "webhook"
             res.outcome, res.reason = apply_event(view, ins, now=now, source=source)
+            if ins.table in MONEY_TABLES:
+                self.touched_payments |= touched_intents(view, ins)
         for res, ins, first in repeats:
             _note_duplicate(res, ins, (first.outcome, first.reason))
         return results

@@ -61,6 +61,7 @@ class ReplayReport:
     # with an event sink (then only the counts are kept here).
     events: list[EventResult] = field(default_factory=list)
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    payments: list[dict[str, Any]] = field(default_factory=list)  # services/payment_report.py
     counts: Counter[str] = field(default_factory=Counter)
 
     def add(self, results: list[EventResult], sink: EventSink | None) -> None:
@@ -84,6 +85,7 @@ class ReplayReport:
             "dry_run": self.dry_run,
             "events": [e.to_json() for e in self.events],
             "subscriptions": self.subscriptions,
+            "payments": self.payments,
         }
 
     def json_parts(self, events: JSONArraySpool) -> Iterator[tuple[str, Any]]:
@@ -93,3 +95,4 @@ class ReplayReport:
         yield "dry_run", self.dry_run
         yield "events", events
         yield "subscriptions", self.subscriptions
+        yield "payments", self.payments

@@ -235,6 +235,16 @@ def apply(
     return outcome
 
 
+def touched_intents(view: MoneyView, ins: Inspected) -> set[str]:
+    """The payment intents a money event is about (for the replay report)."""
+    if ins.table not in TABLES or ins.row is None:
+        return set()
+    out = _intents_of(view, ins.table, ins.row)
+    for table, snap in json.loads(ins.row.get(EMBEDDED) or "[]"):
+        out |= _intents_of(view, table, snap)
+    return out
+
+
 def _intents_of(view: MoneyView, table: str, row: dict[str, Any]) -> set[str]:
     if table == "payment_intents":
         return {row["id"]}
