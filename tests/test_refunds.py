@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from stripectl.cli.app import app
@@ -100,6 +102,16 @@ def test_dropped_connection_after_the_refund_then_rerun_exactly_one(fake: Fake, 
     assert keys == [row["key"], row["key"]]
     [row] = ledger_rows(db)
     assert row["state"] == "succeeded" and row["object_id"] == data["id"]
+
+
+def test_dropped_connection_sdk_retry_replays_one_refund(fake: Fake, tmp_path: Path) -> None:
+    app_, url = fake
+    pi = app_.seed_payment(1000)
+    app_.faults = ["drop"]
+    res = refund(url, tmp_path / "m.db", pi, "ticket_2b", "--json", retries=2)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["replayed"] is True  # the SDK's retry, same key
+    assert len(app_.refunds) == 1 and app_.replays == 1
 
 
 def _spawn(url: str, db: Path, pi: str, ref: str) -> subprocess.Popen[str]:
@@ -234,6 +246,7 @@ def test_capture_once_then_replay_and_conflict(fake: Fake, tmp_path: Path) -> No
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["status"] == "succeeded" and data["amount_received"] == 700
+    assert "secret" not in res.stdout  # Stripe's answer carries the client secret
     assert data["replayed"] is False and data["idempotency_key"] == ledger.derive_key("capture", pi)
     res = action(url, db, "capture", pi, "--amount", "700")
     assert res.exit_code == 0
@@ -301,3 +314,28 @@ def test_show_lists_refunds_and_ledger(fake: Fake, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "ticket_7" in res.stdout
     res = runner.invoke(app, ["payments", "show", "pi_unknown", "--db", str(db)])
     assert res.exit_code == 2 and "knows nothing of pi_unknown" in res.stderr
+
+
+@given(
+    captured=st.integers(1, 10_000),
+    steps=st.lists(st.tuples(st.integers(1, 10_000) | st.none(), st.booleans()), max_size=8),
+)
+def test_checked_refunds_never_exceed_the_capture(
+    captured: int, steps: list[tuple[int | None, bool]]
+) -> None:
+    """Whatever sequence of refunds (partial, full, repeated) is asked for, the
+    ones the local check lets through add up to at most what was captured."""
+    from stripectl.errors import UsageError
+    from stripectl.services.refunds import Prior, Standing, check
+
+    standing = Standing(payment_intent="pi_x", currency="usd", status="succeeded",
+                        captured=captured, refunded=0)
+    for n, (amount, allow_repeat) in enumerate(steps):
+        try:
+            sent = check(standing, amount, f"ref_{n}", allow_repeat=allow_repeat)
+        except UsageError:
+            continue
+        assert 0 < sent <= standing.refundable
+        standing.refunded += sent
+        standing.priors.append(Prior(f"ref_{n}", sent, "succeeded", "stripe"))
+    assert standing.refunded <= captured

@@ -208,7 +208,7 @@ def test_webhook_refines_the_api_snapshot_of_refunds_create(tmp_path: Path) -> N
 
 
 def test_replay_report_lists_the_payment_and_its_refunds(tmp_path: Path) -> None:
-    code, report, db = replay(tmp_path, failed_refund_history())
+    code, report, _ = replay(tmp_path, failed_refund_history())
     assert code == 0
     [payment] = report["payments"]
     assert payment["id"] == PI and payment["refund_state"] == "refund_failed"
