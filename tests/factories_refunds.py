@@ -72,7 +72,8 @@ def payment_intent(id: str, *, amount: int, charge_obj: dict[str, Any] | None = 
 
 
 def event(type: str, obj: dict[str, Any], *, created: int, shape: str = "new",
-          previous_attributes: dict[str, Any] | None = None, id: str | None = None) -> dict[str, Any]:
+          previous_attributes: dict[str, Any] | None = None, id: str | None = None,
+          livemode: bool | None = None) -> dict[str, Any]:
     return f.event(type, obj, created=created, id=id or f.rid("evt", type, obj["id"], created),
-                   previous_attributes=previous_attributes,
+                   previous_attributes=previous_attributes, livemode=livemode,
                    api_version=f.NEW_API if shape == "new" else OLD_PI_API)

@@ -239,3 +239,15 @@ def test_money_events_survive_the_worker_processes_trip() -> None:
     assert ins.reason is None and ins.table == "charges"
     [back] = parallel._unpacked(parallel._packed([ins]))
     assert back.row == ins.row and back.table == "charges"
+
+
+def test_a_live_refund_event_makes_a_live_row(tmp_path: Path) -> None:
+    """A Refund object has no livemode field: the event's is the refund's."""
+    obj = fr.refund(RE, payment_intent=PI, charge=CH, amount=100)
+    assert "livemode" not in obj
+    code, report, db = replay(tmp_path, [fr.event("refund.created", obj, created=T, livemode=True)])
+    assert code == 0 and report["events"][0]["outcome"] == "applied"
+    [row] = rows(db, "refunds")
+    assert row["livemode"] == 1
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'livemode'").fetchone() == ("1",)

@@ -285,7 +285,8 @@ def create_refund_checked(
         params=params,
         send=lambda p, k: create_refund(gw, p, idempotency_key=k),
         mirror_table="refunds",
-        mirror_row=refund_row,
+        # A Refund carries no livemode: the key's mode is the refund's.
+        mirror_row=lambda obj: {**refund_row(obj), "livemode": int(gw.livemode)},
         identity_flags="--refund-ref",
         guard=guard,
     )

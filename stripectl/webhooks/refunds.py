@@ -125,7 +125,8 @@ def refund_row(refund: dict[str, Any]) -> dict[str, Any]:
         "refund_ref": ref if isinstance(ref, str) else None,
         "metadata": json.dumps(metadata, sort_keys=True, separators=(",", ":")),
         "created": _int(refund.get("created")),
-        "livemode": int(bool(refund.get("livemode"))),
+        # A Refund carries no livemode: the event's (or the API key's) is filled in.
+        "livemode": int(bool(refund["livemode"])) if "livemode" in refund else None,
     }
 
 
@@ -221,6 +222,9 @@ def apply(
     assert ins.row is not None and ins.table is not None
     row = dict(ins.row)
     embedded = json.loads(row.pop(EMBEDDED) or "[]")
+    for r in [row, *(snap for _, snap in embedded)]:
+        if r.get("livemode") is None:
+            r["livemode"] = int(bool(ins.livemode))
     outcome = apply_one(view, dataclasses.replace(ins, row=row), now=now, source=source)
     intents: set[str] = set()
     for table, snap in embedded:
