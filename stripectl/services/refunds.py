@@ -33,7 +33,7 @@ from stripectl.services import ledger
 from stripectl.services.payments import Mutation, check_metadata, run_mutation
 from stripectl.store import Store
 from stripectl.store import refunds as store_refunds
-from stripectl.webhooks.refunds import ACTIVE, refund_row
+from stripectl.webhooks.refunds import ACTIVE, charge_row, refund_row
 
 OPERATION = "refund.create"
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -130,8 +130,8 @@ def remote_standing(gw: Gateway, pi_id: str, ref: str) -> tuple[Standing, list[d
     refunds = refunds_of_payment(gw, pi_id)
     charge = pi.get("latest_charge")
     if isinstance(charge, dict):
-        captured = int(charge.get("amount_captured") or 0)
-        refunded = int(charge.get("amount_refunded") or 0)
+        row = charge_row(charge)  # amount_captured, or amount when captured (older shapes)
+        captured, refunded = int(row["amount_captured"] or 0), int(row["amount_refunded"] or 0)
     else:  # no charge yet (or not expanded): nothing was captured
         captured, refunded = int(pi.get("amount_received") or 0), 0
     mine = sum(int(r.get("amount") or 0) for r in refunds if _ref_of(r) == ref and r.get("status") in ACTIVE)
