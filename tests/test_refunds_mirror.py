@@ -251,3 +251,20 @@ def test_a_live_refund_event_makes_a_live_row(tmp_path: Path) -> None:
     assert row["livemode"] == 1
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT value FROM meta WHERE key = 'livemode'").fetchone() == ("1",)
+
+
+def test_history_rows_of_a_payments_refunds(tmp_path: Path) -> None:
+    """What `history pi_...` shows in its refunds section (services/history_refunds.py)."""
+    from stripectl.services.history_refunds import refund_rows
+    from stripectl.store import open_store
+
+    _, _, db = replay(tmp_path, failed_refund_history())
+    store = open_store(str(db))
+    try:
+        got = refund_rows(store, [PI, "pi_nothing"])
+    finally:
+        store.close()
+    assert [(r["id"], r["status"], r["amount"]) for r in got] == [
+        (RE, "failed", 500), (None, "refund_failed", 0)
+    ]
+    assert got[0]["failure_reason"] == "expired_or_canceled_card" and got[1]["captured"] == 1000
