@@ -208,6 +208,28 @@ def test_other_refs_unanswered_ledger_refund_blocks_a_repeat(fake: Fake, tmp_pat
     assert posts(app_) == 0
 
 
+def test_a_refund_landing_between_check_and_send_is_refused_by_stripe(
+    fake: Fake, tmp_path: Path
+) -> None:
+    """The local check is a courtesy; Stripe's rule is the last line: a Dashboard
+    refund made after the check but before the POST makes ours too large."""
+    app_, url = fake
+    db = tmp_path / "m.db"
+    pi = app_.seed_payment(1000)
+
+    def dashboard_refund_first(req: Any) -> None:
+        app_.on_execute = None
+        assert app_._refund({"payment_intent": pi, "amount": "800"})[0] == 200
+
+    app_.on_execute = dashboard_refund_first
+    res = refund(url, db, pi, "ticket_race", "--amount", "500")
+    assert res.exit_code == 4, res.output
+    assert "greater than unrefunded amount on charge (200)" in res.stderr
+    assert len(app_.refunds) == 1
+    [row] = ledger_rows(db)
+    assert row["state"] == "failed" and row["http_status"] == 400
+
+
 def test_uncaptured_payment_is_not_refunded(fake: Fake, tmp_path: Path) -> None:
     app_, url = fake
     pi = app_.seed_payment(1000, manual=True)
