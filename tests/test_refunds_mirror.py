@@ -268,3 +268,5 @@ def test_history_rows_of_a_payments_refunds(tmp_path: Path) -> None:
         (RE, "failed", 500), (None, "refund_failed", 0)
     ]
     assert got[0]["failure_reason"] == "expired_or_canceled_card" and got[1]["captured"] == 1000
+    assert got[0]["amount_display"] == "5.00 USD"
+    assert got[1]["amount_display"] == "refunded 0.00 USD of 10.00 USD"

@@ -12,12 +12,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from stripectl import money
 from stripectl.store import Store, mirror
 from stripectl.store import refunds as store_refunds
 from stripectl.webhooks.refunds import money_of
 
 COLUMNS = [
-    ("payment_intent", "payment"), ("id", "refund"), ("status", "status"), ("amount", "amount"),
+    ("payment_intent", "payment"), ("id", "refund"), ("status", "status"),
+    ("amount_display", "amount"),
     ("refund_ref", "ref"), ("failure_reason", "failure"), ("last_event_type", "last event"),
     ("last_event_created", "as of"),
 ]
@@ -31,15 +33,27 @@ def refund_rows(store: Store, intents: list[str]) -> list[dict[str, Any]]:
         refunds = store_refunds.refunds_of(store, pi_id)
         for r in refunds:
             rows.append({"payment_intent": pi_id, **{k: r.get(k) for k, _ in COLUMNS[1:]},
-                         "currency": r.get("currency"), "reason": r.get("reason")})
+                         "amount": r.get("amount"), "currency": r.get("currency"),
+                         "amount_display": _display(r.get("amount"), r.get("currency")),
+                         "reason": r.get("reason")})
         pi = mirror.get_row(store, "payment_intents", pi_id)
         charges = store_refunds.charges_of(store, pi_id)
         if refunds or charges or (pi and pi.get("amount_refunded")):
-            money = money_of(pi, charges, refunds)
-            rows.append({"payment_intent": pi_id, "id": None, "status": money["refund_state"],
-                         "amount": money["amount_refunded"], "captured": money["amount_captured"],
-                         "currency": (pi or {}).get("currency")})
+            figures = money_of(pi, charges, refunds)
+            currency = (pi or {}).get("currency") or next(
+                (r["currency"] for r in refunds if r.get("currency")), None)
+            rows.append({"payment_intent": pi_id, "id": None, "status": figures["refund_state"],
+                         "amount": figures["amount_refunded"], "currency": currency,
+                         "captured": figures["amount_captured"],
+                         "amount_display": "refunded " + _display(figures["amount_refunded"], currency)
+                         + " of " + _display(figures["amount_captured"], currency)})
     return rows
+
+
+def _display(amount: Any, currency: Any) -> str:
+    if amount is None:
+        return "-"
+    return money.format_amount(int(amount), str(currency)) if currency else str(amount)
 
 
 def refunds_section(store: Store, subject: Any) -> Any:
