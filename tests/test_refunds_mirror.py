@@ -270,3 +270,38 @@ def test_history_rows_of_a_payments_refunds(tmp_path: Path) -> None:
     assert got[0]["failure_reason"] == "expired_or_canceled_card" and got[1]["captured"] == 1000
     assert got[0]["amount_display"] == "5.00 USD"
     assert got[1]["amount_display"] == "refunded 0.00 USD of 10.00 USD"
+
+
+def test_chunk_boundaries_do_not_change_the_money(tmp_path: Path) -> None:
+    """One run, chunks of 1..n deliveries (flushed rows read back from SQLite,
+    this chunk's changes from the overlay), and a dry run: the same mirror."""
+    from stripectl.services.replay import ReplayOptions
+    from stripectl.services.replay import replay as replay_service
+    from stripectl.store import open_store
+    from stripectl.webhooks.delivery import Delivery
+
+    history = list(reversed(failed_refund_history()))
+    _, _, db = replay(tmp_path, failed_refund_history(), "ordered.db")
+    expected = _money_state(db)
+    deliveries = [
+        Delivery(source=f"x:{n}", body=e["body"].encode(), headers=e["headers"],
+                 received_at=e["received_at"])
+        for n, e in enumerate(envelopes(history))
+    ]
+    for size in (1, 2, 3, len(deliveries)):
+        path = tmp_path / f"chunk{size}.db"
+        store = open_store(str(path))
+        try:
+            report = replay_service(store, deliveries, ReplayOptions(secrets=[SECRET]), chunk_size=size)
+        finally:
+            store.close()
+        assert _money_state(path) == expected, size
+        assert [p["refund_state"] for p in report.payments] == ["refund_failed"]
+    store = open_store(str(tmp_path / "dry.db"), dry_run=True)
+    try:
+        report = replay_service(store, deliveries, ReplayOptions(secrets=[SECRET], dry_run=True))
+    finally:
+        store.close()
+    assert not (tmp_path / "dry.db").exists()
+    [payment] = report.payments
+    assert (payment["amount_refunded"], payment["refund_state"]) == (0, "refund_failed")

@@ -22,6 +22,8 @@ from stripectl.store import Store
 from stripectl.store import mirror as store_mirror
 
 CACHE_ROWS = 5_000
+# Columns rows_where looks rows up by (webhooks/refunds.py: a payment's refunds).
+LOOKUP_COLUMNS = {"refunds": ("payment_intent", "charge"), "charges": ("payment_intent",)}
 
 
 class OverlayView:
@@ -31,6 +33,9 @@ class OverlayView:
         self.cache: dict[str, dict[str, dict[str, Any] | None]] = defaultdict(dict)
         self.dirty: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.links: dict[str, tuple[str | None, str | None]] = {}
+        # (table, column, value) -> ids of dirty rows holding it: rows_where's
+        # view of this chunk's changes without scanning them all.
+        self.dirty_keys: dict[tuple[str, str, Any], set[str]] = defaultdict(set)
         self._livemode: bool | None = None
         self._livemode_loaded = False
         self.livemode_changed: str | None = None
@@ -58,9 +63,12 @@ class OverlayView:
         # The merged row is also what gets written: a later put of fewer
         # columns must not lose what an earlier put of this chunk wrote.
         before = cached.pop(row["id"], None)  # re-inserted: newest last (see flush)
-        cached[row["id"]] = self.dirty[table][row["id"]] = (
+        cached[row["id"]] = self.dirty[table][row["id"]] = merged = (
             row if before is None else {**before, **row}
         )
+        for column in LOOKUP_COLUMNS.get(table, ()):
+            if merged.get(column) is not None:
+                self.dirty_keys[(table, column, merged[column])].add(row["id"])
         if table == "checkout_sessions" and row.get("subscription") and row.get("user_id"):
             self.links[row["subscription"]] = (row.get("user_id"), row.get("plan_name"))
 
@@ -69,11 +77,18 @@ class OverlayView:
         run's changes over them (for the refunds of a payment intent)."""
         from stripectl.store import refunds as store_refunds
 
+        assert column in LOOKUP_COLUMNS.get(table, ())
         wanted = set(values)
+        dirty = self.dirty.get(table, {})
+        # Only unflushed rows can differ from the store (cached clean rows were
+        # read from it, or written to it by flush).
         by_id = {r["id"]: r for r in store_refunds.rows_where(self.store, table, column, values)}
-        for row_id, row in self.cache[table].items():
-            if row is not None:
-                by_id[row_id] = row
+        for row_id in list(by_id):
+            if row_id in dirty:
+                by_id[row_id] = dirty[row_id]
+        for value in wanted:
+            for row_id in self.dirty_keys.get((table, column, value), ()):
+                by_id[row_id] = dirty[row_id]
         return [r for r in by_id.values() if r.get(column) in wanted]
 
     def checkout_link(self, subscription_id: str) -> tuple[str | None, str | None] | None:
@@ -110,6 +125,7 @@ class OverlayView:
         for table, rows in self.dirty.items():
             store_mirror.put_rows(self.store, table, list(rows.values()))
         self.dirty.clear()
+        self.dirty_keys.clear()
         if not self.keep_cache:
             self.forget()
             return
