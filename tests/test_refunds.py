@@ -313,6 +313,21 @@ def test_cancel_then_replay(fake: Fake, tmp_path: Path) -> None:
     assert mirrored["status"] == "canceled" and mirrored["cancellation_reason"] == "abandoned"
 
 
+def test_cancel_keeps_the_creating_key_on_the_mirror_row(fake: Fake, tmp_path: Path) -> None:
+    _, url = fake
+    db = tmp_path / "m.db"
+    res = runner.invoke(app, ["payments", "create", "--amount", "900", "--currency", "usd",
+                              "--order-ref", "ord_c1", "--json", *conn_args(url, db)])
+    assert res.exit_code == 0, res.output
+    pi = json.loads(res.stdout)["id"]
+    assert action(url, db, "cancel", pi).exit_code == 0
+    [row] = mirror_rows(db, "payment_intents")
+    assert row["status"] == "canceled"
+    assert row["idempotency_key"] == ledger.derive_key("pi", "ord_c1")
+    assert sorted(r["operation"] for r in ledger_rows(db)) == ["payment_intent.cancel",
+                                                               "payment_intent.create"]
+
+
 def test_cancel_of_a_succeeded_payment_is_stripes_error(fake: Fake, tmp_path: Path) -> None:
     app_, url = fake
     pi = app_.seed_payment(1000)

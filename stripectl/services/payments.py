@@ -106,7 +106,8 @@ def record_api_snapshot(store: Store, table: str, row: dict[str, Any]) -> None:
 def _snapshot(m: Mutation, obj: dict[str, Any], now: int) -> dict[str, Any]:
     return {
         **m.mirror_row(obj),
-        "idempotency_key": m.key,
+        # The key that made the object: a capture or cancel keeps the creator's.
+        **({"idempotency_key": m.key} if m.operation.endswith(".create") else {}),
         "source": "api",
         # The answer (even a replayed one) is the object as it was created.
         "last_event_created": obj.get("created") or now,
