@@ -16,6 +16,7 @@ deliveries: no proxy from the environment, no redirect followed, no cookies.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
@@ -210,10 +211,8 @@ def _send_together(url: str, cases: list[Case], timeout: float) -> list[Answer]:
     barrier = threading.Barrier(len(cases))
 
     def run(i: int) -> None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout)
-        except threading.BrokenBarrierError:
-            pass
         answers[i] = send(url, cases[i], timeout)
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(cases))]

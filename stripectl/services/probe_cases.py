@@ -111,7 +111,10 @@ def build_cases(
     api_version: str | None,
 ) -> list[Case]:
     """The bounded set of deliveries, in the order they are sent."""
-    json_ct = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks) stripectl-probe"}
+    json_ct = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks) stripectl-probe",
+    }
 
     def signed(body: bytes, *, ts: int = now, key: str = secret) -> dict[str, str]:
         return {**json_ct, "Stripe-Signature": signature_header(key, ts, body)}
