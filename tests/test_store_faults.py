@@ -95,3 +95,58 @@ def test_charge_made_but_ledger_commit_fails_prints_id_and_replay_hint(
     assert len(app_.created("pi_")) == 1
     [row] = ledger_rows(db)
     assert row["state"] == "succeeded" and row["object_id"] == pi["id"]
+
+
+# --- a corrupted page: exit 6 from every command, never "bug" ---------------------
+
+SECRET = "whsec_stripectl_example_0000000000000000"
+EXAMPLES = str(Path(__file__).parent.parent / "examples" / "deliveries")
+
+
+def corrupt(db: Path, *tables: str) -> None:
+    """Overwrite the root page of each table (every page but the schema when none)."""
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    count = conn.execute("PRAGMA page_count").fetchone()[0]
+    roots = dict(conn.execute("SELECT name, rootpage FROM sqlite_master"))
+    conn.close()
+    pages = [roots[t] for t in tables] if tables else list(range(2, count + 1))
+    with open(db, "r+b") as f:  # noqa: PTH123
+        for page in pages:
+            f.seek((page - 1) * page_size)
+            f.write(b"\xab" * page_size)
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("mirror") / "clean.db"
+    res = runner.invoke(app, ["--db", str(db), "replay-webhook", EXAMPLES, "--secret", SECRET])
+    assert res.exit_code == 1, res.output  # the example set holds one tampered delivery
+    return db
+
+
+COMMANDS = {
+    "inbox export": ["inbox", "export"],
+    "replay dry-run": ["replay-webhook", EXAMPLES, "--secret", SECRET, "--dry-run"],
+    "replay": ["replay-webhook", EXAMPLES, "--secret", SECRET],
+    "access offline": ["access", "user_dev", "--offline"],
+    "reconcile history": ["reconcile", "--history"],
+}
+# The page the issue corrupted (the events table: what export and replay read),
+# then every page but the schema (what any command reads).
+CASES = [(name, ("events",)) for name in ("inbox export", "replay dry-run", "replay")] + [
+    (name, ()) for name in COMMANDS
+]
+
+
+@pytest.mark.parametrize(("name", "pages"), CASES,
+                         ids=[f"{n}-{'events' if p else 'all'}" for n, p in CASES])
+def test_corrupted_mirror_is_exit_6(mirror: Path, tmp_path: Path, name: str,
+                                    pages: tuple[str, ...]) -> None:
+    db = tmp_path / "m.db"
+    db.write_bytes(mirror.read_bytes())
+    corrupt(db, *pages)
+    res = runner.invoke(app, ["--db", str(db), *COMMANDS[name]])
+    assert res.exit_code == 6, res.output
+    assert res.stderr.startswith("error: ") and "bug" not in res.stderr
+    assert "malformed" in res.stderr
