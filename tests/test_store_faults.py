@@ -150,3 +150,68 @@ def test_corrupted_mirror_is_exit_6(mirror: Path, tmp_path: Path, name: str,
     assert res.exit_code == 6, res.output
     assert res.stderr.startswith("error: ") and "bug" not in res.stderr
     assert "malformed" in res.stderr
+
+
+# --- files that can hold customer data are owner-only ------------------------------
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_inbox_export_file_is_0600_even_if_it_existed(mirror: Path, tmp_path: Path) -> None:
+    fresh, existing = tmp_path / "new.jsonl", tmp_path / "old.jsonl"
+    existing.write_text("stale\n")
+    existing.chmod(0o644)
+    for out in (fresh, existing):
+        res = runner.invoke(app, ["--db", str(mirror), "inbox", "export", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        assert mode(out) == 0o600
+        assert out.read_text().count("\n") == 44  # every stored delivery, stale line gone
+
+
+def test_reconcile_reports_are_0600(tmp_path: Path) -> None:
+    from tests import factories as f
+    from tests.drift_helpers import cli
+    from tests.fakes.base import serve
+    from tests.fakes.subscriptions import FakeSubscriptions
+
+    fake = FakeSubscriptions([f.subscription(id="sub_mode1", customer="cus_mode1")])
+    db = tmp_path / "m.db"
+    out, extra = tmp_path / "drift.json", tmp_path / "drift.xml"
+    with serve(fake) as url:
+        assert cli(url, db, "sync").exit_code == 0
+        fake.update("sub_mode1", status="canceled")
+        res = cli(url, db, "reconcile", "--format", "json", "--output", str(out),
+                  "--report", f"junit:{extra}")
+    assert res.exit_code == 1, res.output
+    assert json.loads(out.read_text())["drift"]
+    assert mode(out) == 0o600 and mode(extra) == 0o600
+
+
+def test_pre_existing_empty_mirror_becomes_0600(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    db.touch(mode=0o644)
+    db.chmod(0o644)
+    res = runner.invoke(app, ["--db", str(db), "replay-webhook", EXAMPLES, "--secret", SECRET])
+    assert res.exit_code == 1, res.output
+    assert mode(db) == 0o600
+
+
+# --- a newer schema is refused before anything changes -----------------------------
+
+
+def test_newer_schema_refused_before_switching_journal_mode(tmp_path: Path) -> None:
+    db = tmp_path / "future.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+    before = db.read_bytes()
+    res = runner.invoke(app, ["--db", str(db), "inbox", "export"])
+    assert res.exit_code == 6, res.output
+    assert "newer than this stripectl" in res.stderr
+    assert db.read_bytes() == before  # still a rollback-journal file, byte for byte
+    assert not Path(f"{db}-wal").exists()
