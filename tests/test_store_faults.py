@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(folder: Path) -> None:
     """Write until the filesystem says ENOSPC."""
     block = b"\0" * (1 << 20)
-    with open(folder / "filler", "wb") as f:  # noqa: PTH123
+    with open(folder / "filler", "wb") as f:
         while True:
             try:
                 f.write(block)
@@ -59,7 +60,7 @@ def fill(folder: Path) -> None:
                 assert exc.errno == errno.ENOSPC
                 break
     # The last partial write may have left a few free bytes: take them too.
-    with contextlib.suppress(OSError), open(folder / "filler2", "wb") as g:  # noqa: PTH123
+    with contextlib.suppress(OSError), open(folder / "filler2", "wb") as g:
         for _ in range(1 << 16):
             g.write(b"\0" * 512)
             g.flush()
@@ -111,7 +112,7 @@ def corrupt(db: Path, *tables: str) -> None:
     roots = dict(conn.execute("SELECT name, rootpage FROM sqlite_master"))
     conn.close()
     pages = [roots[t] for t in tables] if tables else list(range(2, count + 1))
-    with open(db, "r+b") as f:  # noqa: PTH123
+    with open(db, "r+b") as f:
         for page in pages:
             f.seek((page - 1) * page_size)
             f.write(b"\xab" * page_size)
@@ -215,3 +216,71 @@ def test_newer_schema_refused_before_switching_journal_mode(tmp_path: Path) -> N
     assert "newer than this stripectl" in res.stderr
     assert db.read_bytes() == before  # still a rollback-journal file, byte for byte
     assert not Path(f"{db}-wal").exists()
+
+
+# --- secrets in URLs and in metadata ----------------------------------------------
+
+
+def test_forward_to_url_credentials_are_used_and_never_printed(tmp_path: Path) -> None:
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    expected = "Basic " + base64.b64encode(b"bob:s3cret@pw").decode()
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200 if seen[-1] == expected else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    base = ["--db", str(tmp_path / "m.db"), "replay-webhook", EXAMPLES, "--secret", SECRET,
+            "--sign-with", SECRET, "--dry-run"]
+    try:
+        good = runner.invoke(app, [*base, "--json", "--forward-to",
+                                   f"http://bob:s3cret%40pw@127.0.0.1:{port}/hook"])
+        bad = runner.invoke(app, [*base, "--forward-to",
+                                  f"http://bob:wrongpass@127.0.0.1:{port}/hook"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    down = runner.invoke(app, [*base, "--json", "--forward-to",
+                               f"http://bob:downpass@127.0.0.1:{closed}/hook"])
+    report = json.loads(good.stdout.splitlines()[0])
+    assert seen and seen[0] == expected  # the credentials were sent as Basic auth
+    for res, password in ((good, "s3cret"), (bad, "wrongpass"), (down, "downpass")):
+        assert password not in res.output, res.output
+    assert "bob:***@127.0.0.1" in good.stdout and "bob:***@127.0.0.1" in down.stdout
+    assert "401" in bad.stdout
+    assert report["url"] == f"http://bob:***@127.0.0.1:{port}/hook"
+    assert report["summary"]["ok"] == report["summary"]["total"] == 43
+
+
+def test_key_looking_metadata_redacted_alike_in_ledger_and_mirror(
+    fake: Fake, tmp_path: Path
+) -> None:
+    db = tmp_path / "m.db"
+    _, url = fake
+    key = "sk_live_stripectl_fake_51Habcdefghijkl9876"
+    res = runner.invoke(app, [*PAY, "--metadata", f"note={key}", *conn_args(url, db)])
+    assert res.exit_code == 0, res.output
+    [row] = ledger_rows(db)
+    conn = sqlite3.connect(db)
+    [(metadata,)] = conn.execute("SELECT metadata FROM payment_intents").fetchall()
+    conn.close()
+    ledger_note = json.loads(row["params"])["metadata"]["note"]
+    mirror_note = json.loads(metadata)["note"]
+    assert key not in row["params"] and key not in metadata
+    assert ledger_note == mirror_note == "sk_live_...9876"
