@@ -59,6 +59,7 @@ class ProbeConfig:
 
 @dataclass
 class Answer:
+    signature: str | None = None  # the Stripe-Signature sent
     status: int | None = None
     latency_ms: float | None = None
     body: bytes = b""
@@ -178,7 +179,7 @@ def check_target(config: ProbeConfig) -> None:
 # --- sending --------------------------------------------------------------------
 
 
-def send(url: str, case: Case, timeout: float) -> Answer:
+def send(url: str, case: Case, timeout: float, clock: Callable[[], float] = time.time) -> Answer:
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     port = parts.port
@@ -189,23 +190,26 @@ def send(url: str, case: Case, timeout: float) -> Answer:
         )
     else:
         conn = http.client.HTTPConnection(parts.hostname or "", port, timeout=timeout)
-    headers = {**case.headers, "Content-Length": str(len(case.body)), "Connection": "close"}
+    headers = {**case.headers_at(int(clock())), "Content-Length": str(len(case.body)),
+               "Connection": "close"}
+    signature = headers.get("Stripe-Signature")
     started = time.perf_counter()
     try:
         conn.request("POST", path, body=case.body, headers=headers)
         resp = conn.getresponse()
         body = resp.read(READ_LIMIT)
         elapsed = (time.perf_counter() - started) * 1000
-        return Answer(resp.status, round(elapsed, 1), body, resp.getheader("Location"))
+        return Answer(signature, resp.status, round(elapsed, 1), body, resp.getheader("Location"))
     except (OSError, http.client.HTTPException) as exc:
         elapsed = (time.perf_counter() - started) * 1000
         what = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-        return Answer(None, round(elapsed, 1), error=what)
+        return Answer(signature, None, round(elapsed, 1), error=what)
     finally:
         conn.close()
 
 
-def _send_together(url: str, cases: list[Case], timeout: float) -> list[Answer]:
+def _send_together(url: str, cases: list[Case], timeout: float,
+                   clock: Callable[[], float]) -> list[Answer]:
     """Release the requests at one barrier, one thread each."""
     answers: list[Answer | None] = [None] * len(cases)
     barrier = threading.Barrier(len(cases))
@@ -213,7 +217,7 @@ def _send_together(url: str, cases: list[Case], timeout: float) -> list[Answer]:
     def run(i: int) -> None:
         with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout)
-        answers[i] = send(url, cases[i], timeout)
+        answers[i] = send(url, cases[i], timeout, clock)
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(cases))]
     for t in threads:
@@ -230,7 +234,7 @@ def _echo(answer: Answer, case: Case, secret: str) -> str | None:
     text = answer.body
     if secret.encode() in text:
         return "the secret"
-    sig = case.signature or ""
+    sig = answer.signature or ""
     for part in sig.split(","):
         key, _, value = part.partition("=")
         if key in ("v1", "v0") and len(value) >= 16 and value.encode() in text:
@@ -294,8 +298,8 @@ def probe(
         if case.name in answers:
             continue
         group = [case] + ([partners[case.name]] if case.name in partners else [])
-        got = [send(config.url, group[0], config.timeout)] if len(group) == 1 else \
-            _send_together(config.url, group, config.timeout)
+        got = [send(config.url, group[0], config.timeout, now)] if len(group) == 1 else \
+            _send_together(config.url, group, config.timeout, now)
         for c, a in zip(group, got, strict=True):
             answers[c.name] = a
             if progress is not None:

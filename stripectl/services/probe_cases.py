@@ -19,7 +19,8 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 MUST_ACCEPT = "must_accept"
@@ -43,19 +44,21 @@ def signature_header(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={hmac_v1(secret, timestamp, body)}"
 
 
+# The headers of a case as a function of the moment it is sent: each delivery
+# is signed right before it leaves, as Stripe does, so a slow handler never
+# turns the later "valid" cases into expired ones.
+Headers = Callable[[int], dict[str, str]]
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
     category: str  # MUST_ACCEPT | MUST_REFUSE
     description: str
     body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
+    headers_at: Headers
     event_id: str | None = None
     concurrent_with: str | None = None  # sent at the same moment as that case
-
-    @property
-    def signature(self) -> str | None:
-        return self.headers.get("Stripe-Signature")
 
 
 def new_event_id() -> str:
@@ -116,8 +119,8 @@ def build_cases(
         "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks) stripectl-probe",
     }
 
-    def signed(body: bytes, *, ts: int = now, key: str = secret) -> dict[str, str]:
-        return {**json_ct, "Stripe-Signature": signature_header(key, ts, body)}
+    def signed(body: bytes, *, age: int = 0, key: str = secret) -> Headers:
+        return lambda t: {**json_ct, "Stripe-Signature": signature_header(key, t - age, body)}
 
     def fresh(note: str = NOTE, etype: str = event_type) -> tuple[str, dict[str, Any]]:
         eid = new_event_id()
@@ -140,12 +143,12 @@ def build_cases(
     cases.append(Case(
         "secret_roll", MUST_ACCEPT,
         "two v1 signatures, only the second with your secret (a secret roll)", rbody,
-        {**json_ct, "Stripe-Signature":
-            f"t={now},v1={hmac_v1(other, now, rbody)},v1={hmac_v1(secret, now, rbody)}"}, rid))
+        lambda t: {**json_ct, "Stripe-Signature":
+                   f"t={t},v1={hmac_v1(other, t, rbody)},v1={hmac_v1(secret, t, rbody)}"}, rid))
     # Stripe re-sends the same event (same body) with a new signature time.
     cases.append(Case(
         "duplicate", MUST_ACCEPT, "the 'valid' delivery sent again (Stripe retries)",
-        valid_body, signed(valid_body, ts=now + 1), eid))
+        valid_body, signed(valid_body), eid))
     cid, cevt = fresh()
     cbody = compact(cevt)
     cases.append(Case("concurrent_1", MUST_ACCEPT,
@@ -161,39 +164,39 @@ def build_cases(
         f"an event type your handler does not know ({UNKNOWN_TYPE}): answer 2xx, or Stripe "
         "retries it for days", ubody, signed(ubody), uid))
 
-    def forged(name: str, description: str, body: bytes, headers: dict[str, str],
+    def forged(name: str, description: str, body: bytes, headers: Headers,
                event_id: str) -> None:
         cases.append(Case(name, MUST_REFUSE, description, body, headers, event_id))
 
     nid, nevt = fresh()
-    nbody = compact(nevt)
-    forged("no_signature", "no Stripe-Signature header", nbody, dict(json_ct), nid)
+    forged("no_signature", "no Stripe-Signature header", compact(nevt),
+           lambda t: dict(json_ct), nid)
     gid, gevt = fresh()
-    gbody = compact(gevt)
-    forged("garbled_signature", "a Stripe-Signature that is not t=...,v1=...", gbody,
-           {**json_ct, "Stripe-Signature": "stripectl-probe-garbled-" + secrets.token_hex(16)},
-           gid)
+    garbled = "stripectl-probe-garbled-" + secrets.token_hex(16)
+    forged("garbled_signature", "a Stripe-Signature that is not t=...,v1=...", compact(gevt),
+           lambda t: {**json_ct, "Stripe-Signature": garbled}, gid)
     vid, vevt = fresh()
     vbody = compact(vevt)
     # The right HMAC, but under the v0 scheme only: Stripe's test-only scheme,
     # never a valid signature.
     forged("v0_only", "only a v0 signature (the right HMAC under the wrong scheme)", vbody,
-           {**json_ct, "Stripe-Signature": f"t={now},v0={hmac_v1(secret, now, vbody)}"}, vid)
+           lambda t: {**json_ct, "Stripe-Signature": f"t={t},v0={hmac_v1(secret, t, vbody)}"},
+           vid)
     tid, tevt = fresh()
     tbody = compact(tevt)
-    theaders = signed(tbody)
     tampered = tbody.replace(b'"amount":0', b'"amount":9', 1)
     if tampered == tbody:  # a --type without amounts: change the note's first letter
         tampered = tbody.replace(b"stripectl webhook probe", b"Stripectl webhook probe", 1)
-    forged("tampered_body", "the body changed by one byte after signing", tampered, theaders, tid)
+    forged("tampered_body", "the body changed by one byte after signing", tampered,
+           signed(tbody), tid)
     wid, wevt = fresh()
     wbody = compact(wevt)
     forged("wrong_secret", "the right body signed with another secret", wbody,
            signed(wbody, key="whsec_stripectl_probe_other_" + secrets.token_hex(8)), wid)
-    old = now - tolerance - 60
+    age = tolerance + 60
     oid, oevt = fresh()
-    oevt["created"] = old
+    oevt["created"] = now - age
     obody = compact(oevt)
-    forged("expired", f"signed {tolerance + 60} s ago (older than a {tolerance} s tolerance)",
-           obody, signed(obody, ts=old), oid)
+    forged("expired", f"signed {age} s ago (older than a {tolerance} s tolerance)",
+           obody, signed(obody, age=age), oid)
     return cases
