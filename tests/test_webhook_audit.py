@@ -108,3 +108,15 @@ def test_refused_key_is_config() -> None:
     res = runner.invoke(app, ["webhook", "audit", "--api-key", "pk_test_123",
                               "--api-base", "http://127.0.0.1:9"])
     assert res.exit_code == 3 and "publishable" in res.stderr
+
+
+def test_junit_one_case_per_endpoint(audit: Any) -> None:
+    import xml.etree.ElementTree as ET
+
+    endpoints = [endpoint(1, **GOOD), endpoint(2, **{**GOOD, "status": "disabled"})]
+    code, out, _ = audit(endpoints, "--format", "junit")
+    assert code == 1
+    suite = ET.fromstring(out.split("?>", 1)[1]).find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
+    [failed] = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed.get("name") == "we_fake_0002"

@@ -177,3 +177,13 @@ def test_bad_url_is_usage(bad: str) -> None:
 def test_missing_secret_is_config() -> None:
     res = runner.invoke(app, ["webhook", "probe", "http://127.0.0.1:9/x"])
     assert res.exit_code == 3 and "no webhook secret" in res.stderr
+
+
+def test_help_names_the_default_type_and_the_risk() -> None:
+    from stripectl.services.probe_cases import DEFAULT_TYPE
+
+    res = runner.invoke(app, ["webhook", "probe", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    assert f"type {DEFAULT_TYPE}" in text
+    assert "evt_stripectl_probe_" in text and "test mode" in text and "--allow-remote" in text

@@ -32,7 +32,7 @@ and retries them), never redirect (Stripe treats 3xx as a failure), never
 echo the secret or the signature in an error body.
 
 The VALID deliveries reach your handler's business logic. They are
-recognisable: ids evt_stripectl_probe_..., type {{type}} (--type to choose),
+recognisable: ids evt_stripectl_probe_..., type balance.available (--type),
 a `stripectl_probe` note in data.object. Use a local or staging handler in
 test mode. Only loopback URLs are accepted unless --allow-remote is given.
 
@@ -74,9 +74,9 @@ FormatOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    from stripectl.services.probe_cases import DEFAULT_TYPE
-
-    app.command("probe", help=PROBE_HELP.replace("{type}", DEFAULT_TYPE))(probe)
+    # The help names probe_cases.DEFAULT_TYPE literally: importing it here would
+    # load hmac/secrets on every `stripectl --help` (a test keeps them equal).
+    app.command("probe", help=PROBE_HELP)(probe)
     app.command("audit", help=AUDIT_HELP)(audit)
 
 
