@@ -305,3 +305,12 @@ def test_chunk_boundaries_do_not_change_the_money(tmp_path: Path) -> None:
     assert not (tmp_path / "dry.db").exists()
     [payment] = report.payments
     assert (payment["amount_refunded"], payment["refund_state"]) == (0, "refund_failed")
+
+
+def test_refund_metadata_that_looks_like_a_key_is_masked(tmp_path: Path) -> None:
+    obj = fr.refund(RE, payment_intent=PI, charge=CH, amount=100)
+    obj["metadata"] = {"note": "sk_test_4eC39HqLyjWDarjtT1zdp7dc", "refund_ref": "t1"}
+    code, _, db = replay(tmp_path, [fr.event("refund.created", obj, created=T)])
+    assert code == 0
+    [row] = rows(db, "refunds")
+    assert "4eC39HqLyjWDarjtT1zdp7dc" not in row["metadata"] and row["refund_ref"] == "t1"

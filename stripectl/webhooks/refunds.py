@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stripectl.redact import redact
 from stripectl.webhooks import snapshots
 
 if TYPE_CHECKING:  # inspect imports facts, which imports this module
@@ -123,7 +124,8 @@ def refund_row(refund: dict[str, Any]) -> dict[str, Any]:
         "reason": _text(refund.get("reason")),
         "failure_reason": _text(refund.get("failure_reason")),
         "refund_ref": ref if isinstance(ref, str) else None,
-        "metadata": json.dumps(metadata, sort_keys=True, separators=(",", ":")),
+        # Masked like every mirror table's metadata (snapshots._metadata).
+        "metadata": redact(json.dumps(metadata, sort_keys=True, separators=(",", ":"))),
         "created": _int(refund.get("created")),
         # A Refund carries no livemode: the event's (or the API key's) is filled in.
         "livemode": int(bool(refund["livemode"])) if "livemode" in refund else None,
