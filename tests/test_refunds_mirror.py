@@ -314,3 +314,12 @@ def test_refund_metadata_that_looks_like_a_key_is_masked(tmp_path: Path) -> None
     assert code == 0
     [row] = rows(db, "refunds")
     assert "4eC39HqLyjWDarjtT1zdp7dc" not in row["metadata"] and row["refund_ref"] == "t1"
+
+
+def test_handled_types_are_what_table_for_maps() -> None:
+    from stripectl.webhooks.facts import HANDLED, table_for
+
+    for t in ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated",
+              "charge.refunded", "payment_intent.amount_capturable_updated"):
+        assert t in HANDLED and table_for(t) is not None
+    assert table_for("charge.dispute.created") is None and "charge.succeeded" not in HANDLED

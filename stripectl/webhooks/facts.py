@@ -39,6 +39,7 @@ CUSTOMER_TYPES = frozenset(f"customer.{t}" for t in ("created", "updated", "dele
 
 HANDLED = (
     SUBSCRIPTION_TYPES | INVOICE_TYPES | CHECKOUT_TYPES | PAYMENT_INTENT_TYPES | CUSTOMER_TYPES
+    | refunds.HANDLED
 )
 
 

@@ -38,6 +38,7 @@ REFUND_TYPES = frozenset(
 )
 CHARGE_TYPES = frozenset({"charge.refunded"})
 PAYMENT_INTENT_TYPES = frozenset({"payment_intent.amount_capturable_updated"})
+HANDLED = REFUND_TYPES | CHARGE_TYPES | PAYMENT_INTENT_TYPES
 TABLES = frozenset({"refunds", "charges", "payment_intents"})
 
 # What the row of an event carries besides its columns: the embedded
