@@ -314,10 +314,11 @@ class _Run:
             seen_events.add(event_id)
             source = "api" if ins.trusted else "unverified" if ins.unsigned else "webhook"
             res.outcome, res.reason = apply_event(view, ins, now=now, source=source)
-            if ins.table in MONEY_TABLES:
-                self.touched_payments |= touched_intents(view, ins)
         for res, ins, first in repeats:
             _note_duplicate(res, ins, (first.outcome, first.reason))
+        for _, ins in candidates:  # again: a refund's charge may be known only now
+            if ins.table in MONEY_TABLES:
+                self.touched_payments |= touched_intents(view, ins)
         return results
 
 

@@ -70,10 +70,10 @@ def apply_event(
     """Return (outcome, reason) and update `view` when applied."""
     if ins.table is None or ins.row is None:
         return "ignored", "unhandled event type"
-    if refunds.EMBEDDED in ins.row:  # money objects: webhooks/refunds.py
-        return refunds.apply(view, ins, now=now, source=source, apply_one=apply_event)  # type: ignore[arg-type]
     table = ins.table
     row = dict(ins.row)
+    if refunds.EMBEDDED in row:  # money objects: webhooks/refunds.py
+        return refunds.apply(view, ins, now=now, source=source, apply_one=apply_event)  # type: ignore[arg-type]
     stored = view.get(table, row["id"])
     new_status = row.get("status")
     if stored is not None and not is_newer(ins, new_status, stored):
