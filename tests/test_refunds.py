@@ -139,6 +139,8 @@ def test_two_concurrent_commands_same_ref_one_refund(tmp_path: Path) -> None:
     assert results[0]["id"] == results[1]["id"]
     assert sorted(r["replayed"] for r in results) == [False, True]
     assert app_.conflicts == 0  # serialised by the ledger: Stripe never saw the race
+    # The second waited for the first's answer and took it from the ledger: one request.
+    assert posts(app_) == 1 and app_.replays == 0
 
 
 def test_partial_then_full_refused_locally_with_figures(fake: Fake, tmp_path: Path) -> None:

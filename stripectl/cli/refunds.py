@@ -45,7 +45,8 @@ amount_refunded), its refunds on Stripe and the ledger's unanswered refunds
 are checked. Refused locally, with the figures (exit 2): a refund larger
 than what is left, and a second refund of the same amount on the same payment
 under another ref (two agents answering one complaint) unless
---allow-repeat. Two invocations at once are serialised by the ledger.
+--allow-repeat. Two invocations at once are serialised by the ledger: the
+second waits for the first and answers with its result, without a request.
 
 Without --amount the rest of the payment is refunded. The status printed is
 provisional: the final state comes from the refund.updated / refund.failed

@@ -28,10 +28,11 @@ from typing import Any
 from stripectl import money
 from stripectl.errors import UsageError
 from stripectl.gateway.client import Gateway
+from stripectl.gateway.payments import Created, Failure
 from stripectl.gateway.refunds import create_refund, payment_with_charge, refunds_of_payment
 from stripectl.services import ledger
 from stripectl.services.payments import Mutation, check_metadata, run_mutation
-from stripectl.store import Store
+from stripectl.store import Store, mirror
 from stripectl.store import refunds as store_refunds
 from stripectl.webhooks.refunds import ACTIVE, charge_row, refund_row
 
@@ -255,6 +256,16 @@ class RefundResult:
         }
 
 
+def _refund_object(row: dict[str, Any]) -> dict[str, Any]:
+    """A Refund as the API answered it, rebuilt from its mirror row."""
+    return {
+        "id": row["id"], "object": "refund", "amount": row["amount"], "currency": row["currency"],
+        "status": row["status"], "charge": row["charge"], "payment_intent": row["payment_intent"],
+        "reason": row["reason"], "failure_reason": row["failure_reason"],
+        "metadata": json.loads(row["metadata"] or "{}"), "created": row["created"],
+    }
+
+
 def create_refund_checked(
     store: Store,
     gw: Gateway,
@@ -269,6 +280,8 @@ def create_refund_checked(
     ref = params["metadata"]["refund_ref"]
     base, remote = remote_standing(gw, params["payment_intent"], ref)
     checked: list[Standing] = []
+    own: list[dict[str, Any]] = []  # this key's ledger row as the claim found it
+    waited: list[bool] = []
 
     def guard() -> None:
         # Inside the claim's transaction: another stripectl's pending refund of
@@ -277,20 +290,36 @@ def create_refund_checked(
         standing = _with_ledger(base, remote, rows, key)
         check(standing, params.get("amount"), ref, allow_repeat=req.allow_repeat)
         checked[:] = [standing]
+        own[:] = [r for r in rows if r["key"] == key]
+
+    def waiting(message: str) -> None:
+        waited.append(True)
+        if notify is not None:
+            notify(message)
+
+    def send(p: dict[str, Any], k: str) -> Created | Failure:
+        # We waited for another stripectl sending this very refund, and it got
+        # Stripe's answer: that answer is in the ledger and the mirror, so no
+        # second request is needed (two terminals, one refund, one request).
+        if waited and own and own[0]["state"] == "succeeded" and own[0]["object_id"]:
+            row = mirror.get_row(store, "refunds", own[0]["object_id"])
+            if row is not None:
+                return Created(obj=_refund_object(row), replayed=True, request_id=None)
+        return create_refund(gw, p, idempotency_key=k)
 
     mutation = Mutation(
         operation=OPERATION,
         noun="refund",
         key=key,
         params=params,
-        send=lambda p, k: create_refund(gw, p, idempotency_key=k),
+        send=send,
         mirror_table="refunds",
         # A Refund carries no livemode: the key's mode is the refund's.
         mirror_row=lambda obj: {**refund_row(obj), "livemode": int(gw.livemode)},
         identity_flags="--refund-ref",
         guard=guard,
     )
-    out = run_mutation(store, mutation, options=options, clock=clock, sleep=sleep, notify=notify)
+    out = run_mutation(store, mutation, options=options, clock=clock, sleep=sleep, notify=waiting)
     return RefundResult(
         obj=out.obj,
         idempotency_key=key,
