@@ -28,6 +28,8 @@ class MirrorView(Protocol):
 
     def checkout_link(self, subscription_id: str) -> tuple[str | None, str | None] | None: ...
 
+    def rows_where(self, table: str, column: str, values: list[str]) -> list[dict[str, Any]]: ...
+
 
 def type_rank(event_type: str | None) -> int:
     if not event_type:
@@ -73,7 +75,7 @@ def apply_event(
     table = ins.table
     row = dict(ins.row)
     if refunds.EMBEDDED in row:  # money objects: webhooks/refunds.py
-        return refunds.apply(view, ins, now=now, source=source, apply_one=apply_event)  # type: ignore[arg-type]
+        return refunds.apply(view, ins, now=now, source=source, apply_one=apply_event)
     stored = view.get(table, row["id"])
     new_status = row.get("status")
     if stored is not None and not is_newer(ins, new_status, stored):
