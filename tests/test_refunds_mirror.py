@@ -80,6 +80,9 @@ def test_failed_refund_is_reflected_in_the_mirror(tmp_path: Path) -> None:
     assert [(r["id"], r["status"], r["failure_reason"]) for r in shown["refunds"]] == [
         (RE, "failed", "expired_or_canceled_card")
     ]
+    assert [(c["id"], c["amount_captured"], c["amount_refunded"]) for c in shown["charges"]] == [
+        (CH, 1000, 500)  # the charge's last word; the failed refund gave the 500 back
+    ]
     # Replaying the same deliveries again changes nothing.
     code, again, _ = replay(tmp_path, failed_refund_history())
     assert code == 0 and again["summary"]["duplicate"] == 7

@@ -139,6 +139,8 @@ def run_action(
 
 # --- payments show ------------------------------------------------------------
 
+_CHARGE_KEYS = ("id", "status", "amount", "amount_captured", "amount_refunded", "captured",
+                "refunded", "last_event_type", "last_event_created")
 _REFUND_KEYS = ("id", "status", "amount", "currency", "reason", "failure_reason", "refund_ref",
                 "charge", "created", "last_event_type", "last_event_created", "source")
 
@@ -174,6 +176,7 @@ def show_payment(store: Store, intent: str) -> dict[str, Any]:
         "amount_capturable": (pi or {}).get("amount_capturable"),
         **figures,
         "last_event_created": (pi or {}).get("last_event_created"),
+        "charges": [{k: c.get(k) for k in _CHARGE_KEYS} for c in charges],
         "refunds": [{k: r.get(k) for k in _REFUND_KEYS} for r in refunds],
         "ledger": touched,
     }
