@@ -1,7 +1,10 @@
 """What every command shares: --db/--json/--debug, error handling, output streams.
 
 Options work before the command name (`stripectl --json replay-webhook ...`) and
-after it (`stripectl replay-webhook ... --json`); the later one wins.
+after it (`stripectl replay-webhook ... --json`); the later one wins. An explicit
+option, wherever it is, beats its env var, which beats the default: so the env
+var is read here, once, and never by the options themselves (an option filled
+from the env var after the command name would beat an explicit one before it).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
-        envvar="STRIPECTL_DB",
         help="SQLite mirror file (env STRIPECTL_DB; default ./stripectl.db).",
         show_default=False,
     ),
@@ -105,13 +107,18 @@ class Ctx:
 def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -> Ctx:
     g = tctx.find_root().obj if isinstance(tctx.find_root().obj, Globals) else Globals()
     return Ctx(
-        db=db or g.db or os.environ.get("STRIPECTL_DB") or DEFAULT_DB,
+        db=resolve_db(db, g.db),
         json=json_out or g.json,
         debug=debug or g.debug,
         # Piped output is read by people later (CI logs): don't squeeze it to 80 columns.
         out=Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200),
         err=Console(file=sys.stderr, stderr=True, soft_wrap=True),
     )
+
+
+def resolve_db(after: str | None, before: str | None) -> str:
+    """--db after the command, then --db before it, then STRIPECTL_DB, then ./stripectl.db."""
+    return after or before or os.environ.get("STRIPECTL_DB") or DEFAULT_DB
 
 
 P = ParamSpec("P")
