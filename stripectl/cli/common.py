@@ -192,6 +192,10 @@ def click_ctx() -> Any:
     return click.get_current_context(silent=True)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn expected errors into one stderr line and the documented exit code."""
 
@@ -205,9 +209,10 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
         except errors.StripectlError as exc:
             if _debug_requested(kwargs):
                 err.print(redact(traceback.format_exc()), markup=False, highlight=False)
-            err.print(f"error: {redact(exc.message)}", markup=False, highlight=False)
+            # One line each, whatever the message holds (an SDK's wrapped text).
+            err.print(f"error: {_one_line(redact(exc.message))}", markup=False, highlight=False)
             if exc.hint:
-                err.print(f"hint: {redact(exc.hint)}", markup=False, highlight=False)
+                err.print(f"hint: {_one_line(redact(exc.hint))}", markup=False, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted: committed work is kept; re-run to finish", markup=False)

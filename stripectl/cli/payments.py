@@ -89,10 +89,12 @@ def run_ledgered(
     Shared by `payments create` and `checkout create`, so both take the same
     lease length (from the timeout and retries) and the same key-mode guard.
     """
-    from stripectl.services.connection import open_gateway
+    from stripectl.services.connection import check_stripe_settings, open_gateway
     from stripectl.services.ledger import LedgerOptions, lease_seconds
     from stripectl.store import open_store
 
+    for warning in check_stripe_settings(settings):  # before the mirror file is created
+        ctx.note(f"warning: {warning}")
     options = LedgerOptions(
         allow_stale_key=allow_stale_key,
         lease_seconds=lease_seconds(settings.timeout, settings.max_network_retries),
