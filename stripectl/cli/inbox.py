@@ -21,8 +21,10 @@ EXPORT_HELP = f"""Write stored deliveries as envelope JSONL that replay-webhook 
 
 One line per delivery: {{"received_at": ..., "headers": {{...}}, "body": "<raw body>"}},
 the body exactly as received (so its signature still verifies), in arrival
-order. Deliveries pulled from the Events API (source `api`) have no
-signature: replay-webhook rejects them; select captures with --source listener.
+order. Events pulled from the Events API (source `api`, trusted by your key)
+and deliveries that arrived without a signature have no Stripe-Signature:
+replay-webhook reads those back with --unsigned, marked unverified (without
+it they are rejected as no_signature); the export counts them on stderr.
 
 Examples:
 
@@ -81,7 +83,7 @@ def export(
     if not Path(ctx.db).exists():
         raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
     store = open_store(ctx.db)
-    written = unsigned = 0
+    written = unsigned = from_api = 0
     sink: IO[str]
     try:
         if output is not None:
@@ -103,6 +105,7 @@ def export(
                 written += 1
                 if delivery.signature is None:
                     unsigned += 1
+                    from_api += row.source == "api"
         finally:
             if output is not None:
                 sink.close()
@@ -111,11 +114,16 @@ def export(
     finally:
         store.close()
     if unsigned:
+        parts = [f"{from_api} pulled from the Events API"] if from_api else []
+        if unsigned - from_api:
+            parts.append(f"{unsigned - from_api} received without a signature")
         ctx.note(
-            f"warning: {unsigned} deliveries have no Stripe-Signature (pulled from the Events "
-            "API); replay-webhook will reject them as no_signature"
+            f"warning: {unsigned} deliveries have no Stripe-Signature ({', '.join(parts)}): "
+            "replay-webhook reads them back only with --unsigned, marked unverified"
         )
     if ctx.json and output is not None:
-        ctx.emit_json({"exported": written, "unsigned": unsigned, "output": str(output)})
+        ctx.emit_json(
+            {"exported": written, "unsigned": unsigned, "from_api": from_api, "output": str(output)}
+        )
     else:
         ctx.note(f"exported {written} deliveries" + (f" to {output}" if output else ""))

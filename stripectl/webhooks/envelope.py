@@ -216,7 +216,7 @@ def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: boo
             source=source, body=raw or b"", error="malformed", error_detail="not a JSON object"
         )
     if "body" in doc:
-        return _from_envelope(source, doc, raw)
+        return _from_envelope(source, doc, raw, allow_unsigned)
     if doc.get("object") == "event" or ("type" in doc and "data" in doc):
         body = raw if raw is not None else _reencoded(doc)
         if body is None:
@@ -237,7 +237,9 @@ def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: boo
     )
 
 
-def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Delivery:
+def _from_envelope(
+    source: str, doc: dict[str, Any], raw: bytes | None, allow_unsigned: bool = False
+) -> Delivery:
     body = doc.get("body")
     headers = doc.get("headers") or {}
     received = doc.get("received_at")
@@ -300,7 +302,14 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
                 error_detail="envelope body holds a lone surrogate that encodes no byte",
             )
         text = None
-    return Delivery(source=source, body=data, headers=headers, received_at=received_at, text=text)
+    # An envelope with no Stripe-Signature at all (an event `inbox export` got
+    # from the Events API, a capture that arrived unsigned) is, with
+    # --unsigned, what a bare event is: accepted and marked unverified. A
+    # signature that is there is always checked.
+    unsigned = allow_unsigned and not any(k.lower() == "stripe-signature" for k in headers)
+    return Delivery(
+        source=source, body=data, headers=headers, received_at=received_at, text=text, unsigned=unsigned
+    )
 
 
 REENCODE_DEPTH = 64  # json.dumps recurses; a fixed bound keeps outcomes stack-independent
