@@ -42,7 +42,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             "source": str,  # file:line, api, listener
             "received_at": int,
             "headers": str,  # JSON
-            "body": bytes,  # raw bytes exactly as received
+            "body": bytes,  # raw bytes exactly as received (TEXT if valid UTF-8: _v4)
             "verified": int,
             "outcome": str,
             "reason": str,
@@ -162,8 +162,28 @@ def _v3(db: sqlite_utils.Database) -> None:
     runs.migrate(db)
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """events.body as TEXT where the raw bytes are valid UTF-8 (see
+    store/events.storable_body); a body that is not stays a BLOB."""
+    from stripectl.store.events import storable_body
+
+    conn = db.conn
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, body FROM events WHERE typeof(body) = 'blob' AND rowid > ? "
+            "ORDER BY rowid LIMIT 1000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        updates = [(text, rowid) for rowid, body in rows if isinstance(text := storable_body(body), str)]
+        conn.executemany("UPDATE events SET body = ? WHERE rowid = ?", updates)
+
+
 # Append only: a released migration is never edited.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
