@@ -29,6 +29,7 @@ class StoredDelivery:
     outcome: str | None
     reason: str | None
     verified: bool
+    pruned: bool = False  # the body was dropped (inbox prune --bodies)
 
 
 def _headers(raw: Any) -> dict[str, str]:
@@ -87,6 +88,7 @@ def iter_deliveries(
                     outcome=r[7],
                     reason=r[8],
                     verified=bool(r[9]),
+                    pruned=r[6] is None,
                 )
     finally:
         cur.close()
