@@ -111,3 +111,13 @@ def test_explicit_secret_beats_the_env_var(tmp_path: Path, monkeypatch: pytest.M
     result = run("replay-webhook", str(p2), "--secret", wrong, "--db", str(tmp_path / "m.db"), "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["summary"]["rejected"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, suggestion",
+    [(["replay", "x"], "'replay-webhook'"), (["inbox", "exprt"], "'export'"), (["evnts"], "'events'")],
+)
+def test_a_mistyped_command_gets_one_suggestion(args: list[str], suggestion: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stderr.count("Did you mean") == 1 and suggestion in result.stderr, result.stderr

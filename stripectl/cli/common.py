@@ -48,6 +48,16 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for err
 # SIGPIPE, which is what a shell pipeline expects.
 SIGPIPE_EXIT = 128 + int(signal.SIGPIPE)
 
+def _click_suggests_commands() -> bool:
+    import click.exceptions
+
+    return hasattr(click.exceptions, "NoSuchCommand")
+
+
+# click 8.5+ suggests a close command name itself ("Did you mean 'x'?"); typer
+# then appended its own suggestion to the same message, printing it twice.
+SUGGEST_COMMANDS = not _click_suggests_commands()
+
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 findings; 2 usage; 3 config/auth; 4 Stripe API; 5 network; 6 local store; 70 bug."
 )

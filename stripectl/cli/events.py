@@ -9,6 +9,7 @@ import typer
 
 from stripectl.cli.common import (
     EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
     DbOpt,
     DebugOpt,
     JsonOpt,
@@ -27,6 +28,7 @@ from stripectl.cli.stripe_opts import (
 from stripectl.errors import UsageError
 
 events_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="events",
     help="Events API catch-up. Example: stripectl events pull --since 2h",
     no_args_is_help=True,

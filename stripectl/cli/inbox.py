@@ -8,10 +8,19 @@ from typing import IO, Annotated
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+)
 from stripectl.errors import UsageError
 
 inbox_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="inbox",
     help="The stored deliveries (events table). Example: stripectl inbox export --output d.jsonl; "
     "stripectl inbox prune --bodies",

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    Ctx,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+)
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
@@ -31,6 +40,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 payments_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="payments",
     help="Idempotent payment intents. Example: stripectl payments create --amount 1050 "
     "--currency usd --order-ref ord_1001",
