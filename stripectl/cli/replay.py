@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
@@ -88,7 +89,10 @@ def replay_webhook(
     ] = "auto",
     forward_to: Annotated[
         str | None,
-        typer.Option(help="POST each delivery, in event order, to this URL of your own handler."),
+        typer.Option(
+            help="POST each delivery, in event order, to this URL of your own handler "
+            "(host:port/path means http://host:port/path, as in `stripe listen --forward-to`)."
+        ),
     ] = None,
     sign_with: Annotated[
         str | None,
@@ -137,6 +141,7 @@ def replay_webhook(
     skipped = _skipped_files(ctx, selection.skipped)
     paths = selection.files
     if forward_to is not None:
+        forward_to = _with_scheme(ctx, forward_to)
         _forward(
             ctx,
             paths,
@@ -206,6 +211,19 @@ def replay_webhook(
             report.events = table_events.kept
             render_replay(ctx, report.to_json(), events)
     raise typer.Exit(0 if report.ok else 1)
+
+
+_HOST_PORT_PATH = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?(?:[/?#].*)?$")
+
+
+def _with_scheme(ctx: Any, url: str) -> str:
+    """`localhost:4242/webhooks` (how Stripe CLI's --forward-to is typed) is
+    http://localhost:4242/webhooks, as the Stripe CLI reads it; anything
+    else is left for check_url to accept or refuse."""
+    if "://" in url or not _HOST_PORT_PATH.match(url):
+        return url
+    ctx.note(f"note: --forward-to {url}: sending to http://{url}")
+    return f"http://{url}"
 
 
 def _skipped_files(ctx: Any, skipped: list[Path]) -> dict[str, Any]:
