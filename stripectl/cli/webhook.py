@@ -50,7 +50,9 @@ Examples:
 
   stripectl inbox export --source listener -o captured.jsonl   # the envelopes
 
-Exit 0 after a clean shutdown. {EXIT_CODES_HELP}
+Exit 130 after Ctrl-C (SIGINT: interrupted, like every command), 0 after
+SIGTERM (a service manager's clean stop); both shut down cleanly.
+{EXIT_CODES_HELP}
 """
 
 
@@ -114,7 +116,8 @@ def listen(
     )
     listener = Listener(config, on_delivery)
     stop = threading.Event()
-    previous = _install_signals(stop)
+    received: list[int] = []
+    previous = _install_signals(stop, received)
     try:
         listener.start()
         try:
@@ -132,14 +135,17 @@ def listen(
     finally:
         _restore_signals(previous)
     ctx.note("stopped; database closed")
+    if signal.SIGINT in received:
+        raise typer.Exit(130)  # the README's "interrupted (Ctrl-C)"
 
 
-def _install_signals(stop: threading.Event) -> dict[int, Any]:
+def _install_signals(stop: threading.Event, received: list[int]) -> dict[int, Any]:
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return previous  # signals can only be handled on the main thread
 
     def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
