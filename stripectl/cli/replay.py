@@ -87,6 +87,13 @@ def replay_webhook(
     events: Annotated[
         str, typer.Option(help="Events listed in the table: auto, all, problems, none.")
     ] = "auto",
+    subscriptions: Annotated[
+        str,
+        typer.Option(
+            help="Subscriptions listed in the table: auto (all up to 100, then at most 100 without "
+            "access, in dunning or unverified), all, problems, none. --json lists every one."
+        ),
+    ] = "auto",
     forward_to: Annotated[
         str | None,
         typer.Option(
@@ -128,6 +135,8 @@ def replay_webhook(
     secrets = [s.strip() for s in (secret or []) if s.strip()]
     if events not in ("auto", "all", "problems", "none"):
         raise UsageError(f"--events must be auto, all, problems or none, got {events!r}")
+    if subscriptions not in ("auto", "all", "problems", "none"):
+        raise UsageError(f"--subscriptions must be auto, all, problems or none, got {subscriptions!r}")
     grace = check_grace(grace)
     for s in secrets:
         if not s.startswith("whsec_"):
@@ -209,7 +218,7 @@ def replay_webhook(
             ctx.emit_json_stream(chain(report.json_parts(spool), [("skipped_files", skipped)]))
         else:
             report.events = table_events.kept
-            render_replay(ctx, report.to_json(), events)
+            render_replay(ctx, report.to_json(), events, subscriptions)
     raise typer.Exit(0 if report.ok else 1)
 
 
