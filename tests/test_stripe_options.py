@@ -139,3 +139,32 @@ def test_api_key_flag_beats_the_env_var(
     else:
         result = run(*args)
         assert result.exit_code == 3 and "publishable" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["replay-webhook", "{d}"], 3),  # no secret
+        (["replay-webhook", "{d}", "--secret", "whsec_x", "--events", "many"], 2),
+        (["replay-webhook", "{d}", "--secret", "whsec_x", "--subscriptions", "many"], 2),
+        (["replay-webhook", "nonexistent.jsonl", "--secret", "whsec_x"], 2),
+        (["replay-webhook", "{d}", "--secret", "whsec_x", "--sign-with", "whsec_y"], 2),
+        (["webhook", "listen"], 3),
+        (["webhook", "listen", "--secret", "whsec_x", "--path", "nope"], 2),
+        (["inbox", "export"], 2),
+        (["inbox", "prune", "--bodies"], 2),
+        (["access", "user_1", "--offline", "--max-age", "soon"], 2),
+        (["reconcile", "--history", "--format", "yaml"], 2),
+    ],
+)
+def test_other_commands_leave_no_file_on_a_usage_or_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    d = tmp_path / "d.jsonl"
+    d.write_text("{}\n")
+    result = run(*[a.replace("{d}", str(d)) for a in args])
+    assert result.exit_code == code, result.output
+    assert list(work.iterdir()) == [], "an error left a file"
