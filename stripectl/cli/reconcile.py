@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -206,7 +207,8 @@ def reconcile(
             raise
         finally:
             if code != result.exit_code and result.run_id is not None:
-                set_exit_code(store, result.run_id, code)
+                with contextlib.suppress(Exception):  # never hide the error being raised
+                    set_exit_code(store, result.run_id, code)
     finally:
         store.close()
     raise typer.Exit(result.exit_code)
@@ -223,7 +225,12 @@ def _exit_code_of(exc: BaseException) -> int:
         return 130
     if isinstance(exc, BrokenPipeError) and stdout_is_gone():
         return SIGPIPE_EXIT
-    return int(getattr(exc, "exit_code", errors.BUG)) if isinstance(exc, typer.Exit) else errors.BUG
+    if isinstance(exc, typer.Exit):
+        return int(exc.exit_code)
+    from stripectl.store.faults import store_fault
+
+    fault = store_fault(exc) if isinstance(exc, Exception) else None
+    return fault.exit_code if fault is not None else errors.BUG
 
 
 # ---- rendering ---------------------------------------------------------------
@@ -324,7 +331,9 @@ def _write(path: Path, text: str) -> None:
     from stripectl.errors import UsageError
 
     try:
-        path.write_text(text, encoding="utf-8")
+        from stripectl.private_file import write_private
+
+        write_private(path, text)  # reports name customers: owner-only
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
