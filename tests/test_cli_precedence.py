@@ -121,3 +121,19 @@ def test_a_mistyped_command_gets_one_suggestion(args: list[str], suggestion: str
     result = run(*args)
     assert result.exit_code == 2
     assert result.stderr.count("Did you mean") == 1 and suggestion in result.stderr, result.stderr
+
+
+def test_every_command_takes_the_global_options_after_its_name(tmp_path: Path) -> None:
+    """`webhook probe/audit` once refused `--db` after the command name."""
+    import typer.main
+
+    from stripectl.cli.app import app
+
+    group = typer.main.get_command(app)
+    names: list[list[str]] = []
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        sub = getattr(cmd, "commands", None)
+        names.extend([[name, s] for s in sub] if sub else [[name]])
+    for args in names:
+        result = run(*args, "--db", str(tmp_path / "m.db"), "--json", "--debug", "--help")
+        assert result.exit_code == 0, (args, result.output)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, list[str]] = {
         "checkout", "create", "--mode", "payment", "--price", "price_1", "--user-id", "u_1",
         "--success-url", "https://example.com/done",
     ],
+    "webhook-audit": ["webhook", "audit"],
 }
 IDS = list(COMMANDS)
 
@@ -168,3 +169,12 @@ def test_other_commands_leave_no_file_on_a_usage_or_config_error(
     result = run(*[a.replace("{d}", str(d)) for a in args])
     assert result.exit_code == code, result.output
     assert list(work.iterdir()) == [], "an error left a file"
+
+
+@pytest.mark.parametrize("args", [["webhook", "audit"], ["webhook", "probe", "http://127.0.0.1:9/x"]])
+@pytest.mark.parametrize("fmt", ["markdown", "junit"])
+def test_json_with_another_format_is_refused_by_probe_and_audit(args: list[str], fmt: str) -> None:
+    result = run("--json", *args, "--format", fmt, "--secret", "whsec_x") if "probe" in args else run(
+        "--json", *args, "--format", fmt
+    )
+    assert result.exit_code == 2 and "--json and --format" in result.stderr, result.output
