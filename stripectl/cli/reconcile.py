@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +18,7 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
+from stripectl.cli.outputs import check_writable, exit_code_of
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
@@ -78,26 +78,6 @@ Exit 0 no drift, 1 drift found (also when --fix repaired it). {EXIT_CODES_HELP}
 
 def register(app: typer.Typer) -> None:
     app.command("reconcile", help=HELP)(reconcile)
-
-
-def _check_writable(paths: list[Path]) -> None:
-    """Refuse, before any request, an output that could not be written at the
-    end (a missing folder, a read-only file, a folder, the same file twice)."""
-    from stripectl.errors import UsageError
-
-    seen: set[Path] = set()
-    for path in paths:
-        where = path.resolve()
-        if where in seen:
-            raise UsageError(f"{path}: named twice as an output")
-        seen.add(where)
-        parent = path.parent
-        if path.is_dir():
-            raise UsageError(f"cannot write {path}: it is a folder")
-        if not parent.is_dir():
-            raise UsageError(f"cannot write {path}: folder {parent} does not exist")
-        if not os.access(path if path.exists() else parent, os.W_OK):
-            raise UsageError(f"cannot write {path}: permission denied")
 
 
 def _parse_reports(values: list[str]) -> list[tuple[str, Path]]:
@@ -174,7 +154,7 @@ def reconcile(
     if history and fmt == "junit":
         raise UsageError("--history supports table, json, jsonl and markdown")
     reports = _parse_reports(report_to or [])
-    _check_writable([*([output] if output is not None else []), *(p for _, p in reports)])
+    check_writable([*([output] if output is not None else []), *(p for _, p in reports)])
     ignored = check_kinds(ignore or [])
     grace = check_grace(grace)
     settings = None if history else checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
@@ -203,7 +183,7 @@ def reconcile(
                 _write(path, _text(result, rfmt))
             _notes(ctx, result)
         except BaseException as exc:
-            code = _exit_code_of(exc)
+            code = exit_code_of(exc)
             raise
         finally:
             if code != result.exit_code and result.run_id is not None:
@@ -212,25 +192,6 @@ def reconcile(
     finally:
         store.close()
     raise typer.Exit(result.exit_code)
-
-
-def _exit_code_of(exc: BaseException) -> int:
-    """The status `guarded` will end the process with for `exc`."""
-    from stripectl import errors
-    from stripectl.cli.common import SIGPIPE_EXIT, stdout_is_gone
-
-    if isinstance(exc, errors.StripectlError):
-        return exc.exit_code
-    if isinstance(exc, KeyboardInterrupt):
-        return 130
-    if isinstance(exc, BrokenPipeError) and stdout_is_gone():
-        return SIGPIPE_EXIT
-    if isinstance(exc, typer.Exit):
-        return int(exc.exit_code)
-    from stripectl.store.faults import store_fault
-
-    fault = store_fault(exc) if isinstance(exc, Exception) else None
-    return fault.exit_code if fault is not None else errors.BUG
 
 
 # ---- rendering ---------------------------------------------------------------

@@ -163,23 +163,9 @@ def _v3(db: sqlite_utils.Database) -> None:
 
 
 def _v4(db: sqlite_utils.Database) -> None:
-    """events.body as TEXT where the raw bytes are valid UTF-8 (see
-    store/events.storable_body); a body that is not stays a BLOB."""
-    from stripectl.store.events import storable_body
+    from stripectl.store import events
 
-    conn = db.conn
-    last = 0
-    while True:
-        rows = conn.execute(
-            "SELECT rowid, body FROM events WHERE typeof(body) = 'blob' AND rowid > ? "
-            "ORDER BY rowid LIMIT 1000",
-            (last,),
-        ).fetchall()
-        if not rows:
-            return
-        last = rows[-1][0]
-        updates = [(text, rowid) for rowid, body in rows if isinstance(text := storable_body(body), str)]
-        conn.executemany("UPDATE events SET body = ? WHERE rowid = ?", updates)
+    events.migrate_text_bodies(db)
 
 
 # Append only: a released migration is never edited.

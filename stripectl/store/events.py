@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stripectl.store.db import Store
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 _CHUNK = 500
 
@@ -53,6 +56,25 @@ def body_bytes(value: str | bytes | memoryview | None) -> bytes:
     if value is None:
         return b""
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def migrate_text_bodies(db: sqlite_utils.Database) -> None:
+    """Migration 4: events.body as TEXT where the raw bytes are valid UTF-8
+    (see storable_body); a body that is not stays a BLOB. In rowid batches,
+    inside the migration's transaction."""
+    conn = db.conn
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, body FROM events WHERE typeof(body) = 'blob' AND rowid > ? "
+            "ORDER BY rowid LIMIT 1000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        updates = [(text, rowid) for rowid, body in rows if isinstance(text := storable_body(body), str)]
+        conn.executemany("UPDATE events SET body = ? WHERE rowid = ?", updates)
 
 
 _UPSERT = (
