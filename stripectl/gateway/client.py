@@ -172,8 +172,8 @@ def map_stripe_error(exc: stripe.StripeError, settings: GatewaySettings | None =
         retries = settings.max_network_retries if settings else DEFAULT_RETRIES
         return NetworkError(
             f"cannot reach Stripe at {where}: {redact(network_reason(str(exc)))}",
-            hint=f"check the network and --api-base; waited {timeout:g} s per request "
-            f"(--timeout) with {retries} retries (--network-retries)",
+            hint=f"check the network and --api-base (this run: --timeout {timeout:g} s a request, "
+            f"--network-retries {retries})",
         )
     msg = redact(exc.user_message or str(exc) or type(exc).__name__)
     status = exc.http_status
