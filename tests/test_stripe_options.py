@@ -178,3 +178,19 @@ def test_json_with_another_format_is_refused_by_probe_and_audit(args: list[str],
         "--json", *args, "--format", fmt
     )
     assert result.exit_code == 2 and "--json and --format" in result.stderr, result.output
+
+
+def test_a_timeout_is_one_line_too(tmp_path: Path) -> None:
+    """A server that accepts the connection and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        result = run(
+            "reconcile", "--api-key", "sk_test_51FAKE0000000000000000", "--api-base", url,
+            "--timeout", "1", "--network-retries", "0", "--db", str(tmp_path / "m.db"),
+        )
+    assert result.exit_code == 5, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"error: cannot reach Stripe at {url}: timed out", lines
+    assert lines[1].startswith("hint: ") and "--timeout 1 s" in lines[1] and len(lines) == 2
