@@ -16,7 +16,7 @@ from stripectl.cli import cards, payment_actions, replay
 from stripectl.cli import reconcile as reconcile_cmd
 from stripectl.cli import sync as sync_cmd
 from stripectl.cli.checkout import checkout_app
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt
+from stripectl.cli.common import EXIT_CODES_HELP, SUGGEST_COMMANDS, DbOpt, DebugOpt, Globals, JsonOpt, run_app
 from stripectl.cli.events import events_app
 from stripectl.cli.inbox import inbox_app
 from stripectl.cli.payments import payments_app
@@ -24,6 +24,7 @@ from stripectl.cli.refunds import refunds_app
 from stripectl.cli.webhook import webhook_app
 
 app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="stripectl",
     help=(
         "Operations toolkit for Stripe: idempotent money mutations, verified webhook "
@@ -72,4 +73,4 @@ access_cmd.register(app)
 
 
 def main() -> None:
-    app()
+    run_app(app)
