@@ -326,3 +326,16 @@ def test_handled_types_are_what_table_for_maps() -> None:
               "charge.refunded", "payment_intent.amount_capturable_updated"):
         assert t in HANDLED and table_for(t) is not None
     assert table_for("charge.dispute.created") is None and "charge.succeeded" not in HANDLED
+
+
+def test_the_refunds_migration_runs_again_harmlessly(tmp_path: Path) -> None:
+    from stripectl.store import SCHEMA_VERSION, open_store
+
+    _, _, db = replay(tmp_path, failed_refund_history())
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    conn.commit()
+    conn.close()
+    open_store(str(db)).close()
+    assert [r["status"] for r in rows(db, "refunds")] == ["failed"]
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
