@@ -404,6 +404,11 @@ def test_show_lists_refunds_and_ledger(fake: Fake, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "ticket_7" in res.stdout
     res = runner.invoke(app, ["payments", "show", "pi_unknown", "--db", str(db)])
     assert res.exit_code == 2 and "knows nothing of pi_unknown" in res.stderr
+    missing = tmp_path / "none.db"
+    res = runner.invoke(app, ["payments", "show", pi, "--db", str(missing)])
+    assert res.exit_code == 2 and "no mirror at" in res.stderr and not missing.exists()
+    res = runner.invoke(app, ["payments", "show", "ch_1", "--db", str(missing)])
+    assert res.exit_code == 2 and "not a payment intent id" in res.stderr
 
 
 @given(

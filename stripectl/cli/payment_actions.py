@@ -198,10 +198,16 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
         debug: DebugOpt = False,
     ) -> None:
-        from stripectl.services.payment_actions import show_payment
+        from pathlib import Path
+
+        from stripectl.errors import UsageError
+        from stripectl.services.payment_actions import prepare_action, show_payment
         from stripectl.store import open_store
 
         ctx = make_ctx(tctx, db, json_out, debug)
+        prepare_action("cancel", intent)  # the id's shape, before any file is touched
+        if ctx.db != ":memory:" and not Path(ctx.db).exists():
+            raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
         store = open_store(ctx.db)
         try:
             data = show_payment(store, intent)
