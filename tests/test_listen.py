@@ -158,13 +158,13 @@ def test_wrong_path_method_and_framing(listener: tuple[Listener, list[DeliveryLi
     assert post(lst.url.replace(PATH, "/other"), body, headers)[0] == 404
     with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
         s.sendall(f"GET {PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        assert s.recv(100).startswith(b"HTTP/1.0 405")
+        assert s.recv(100).startswith(b"HTTP/1.1 405")
     with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
         s.sendall(
             f"POST {PATH} HTTP/1.1\r\nHost: x\r\n"
             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n".encode()
         )
-        assert s.recv(100).startswith(b"HTTP/1.0 411")
+        assert s.recv(100).startswith(b"HTTP/1.1 411")
     assert db_rows(lst, "SELECT count(*) FROM events") == [(0,)]
 
 

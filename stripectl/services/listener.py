@@ -1,48 +1,51 @@
-"""A local receiver for Stripe webhook deliveries (std-lib http.server).
+"""A receiver for Stripe webhook deliveries on aiohttp's asyncio HTTP server.
 
-Request threads never touch SQLite. They hand each delivery to ONE writer
-thread, which owns the only connection and commits small batches through
-`services.replay.replay` (verify, store the raw envelope, apply to the
-mirror, one transaction per batch: group commit keeps up with bursts). A
-request is answered only after its batch has committed, so every 2xx Stripe
-sees is on disk; if the store fails, the answer is 500 and Stripe retries.
+One event loop (on a thread of its own) reads requests; it never touches
+the store. Each delivery becomes a job for the single writer thread
+(services/listener_writer.py), which verifies, stores and applies batches in
+one transaction and one fsync each: a request is answered 2xx only once its
+delivery is on disk.
 
-Answers: 200 stored (duplicates too); 400 signature rejected (still stored,
-as rejected; an identical resend gets the same 400); 404/405 wrong
-path/method; 411 no Content-Length; 413 body over the limit (not read, not
-stored); 500 not stored; 503 shutting down.
+Answers: 200 stored (duplicates too); 400 signature rejected (recorded as
+rejected within the budget for unverified deliveries; an identical resend
+gets the same 400), or a malformed request; 404/405 wrong path/method;
+408 body not received in time; 411 no Content-Length; 413 body over the
+limit (not stored); 500 not acknowledged (the message says whether it may
+have been stored); 503 busy or shutting down (not stored). Every answer
+closes its connection: nothing idles, nothing is left to drain at shutdown.
+
+Limits (README "webhook listen: guarantees and limits"): open connections,
+header and body read timeouts, body bytes in memory, stored bytes a minute
+for unverified deliveries, and a drain time at shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-import queue
-import socket
+import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from stripectl.errors import NetworkError
-from stripectl.redact import redact
+from stripectl.services.listener_writer import LOCK_TIMEOUT, Job, Writer
 from stripectl.webhooks.delivery import Delivery
 
 if TYPE_CHECKING:
-    from stripectl.services.replay import ReplayOptions
-    from stripectl.services.replay_report import EventResult
-    from stripectl.store import Store
+    from aiohttp import web
 
-BATCH_MAX = 64
-DRAIN_MAX = 16 * 1_048_576  # refused bodies up to this size are read and dropped
-ACK_TIMEOUT = 30.0  # seconds a request waits for its commit before answering 500
+    from stripectl.services.listener_limits import BodyMemory, GuardedServer
+    from stripectl.services.replay_report import EventResult
+
 # Rejections that mean "this request is not an authentic, fresh Stripe delivery".
 _AUTH_REJECTIONS = {"expired", "future_timestamp"}
 # Credentials a proxy in front of us may add: never written to the inbox.
 _PRIVATE_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 
 
 @dataclass
@@ -54,6 +57,14 @@ class ListenerConfig:
     path: str = "/webhooks/stripe"
     max_body: int = 1_048_576
     tolerance: int = 300
+    max_connections: int = 512
+    header_timeout: float = 10.0  # accept -> request head complete
+    body_timeout: float = 10.0  # head complete -> body complete
+    ack_timeout: float = 10.0  # body complete -> committed
+    drain_timeout: float = 10.0  # shutdown: in-flight requests finish within this
+    body_memory: int = 64 * 1_048_576  # bodies in memory at once (at least max_body)
+    unverified_per_minute: int = 4 * 1_048_576  # stored bytes/min without a valid signature
+    durable: bool = True  # False only for bench/listen.py's "durability off" figure
 
 
 @dataclass
@@ -69,6 +80,7 @@ class DeliveryLine:
     reason: str | None = None
     delivery_id: str | None = None
     error: str | None = None
+    recorded: bool | None = None  # False: rejected and not written (budget)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,102 +93,20 @@ class DeliveryLine:
             "delivery_id": self.delivery_id,
             "latency_ms": self.latency_ms,
             "error": self.error,
+            "recorded": self.recorded,
         }
 
 
 @dataclass
-class _Job:
-    delivery: Delivery
-    done: threading.Event = field(default_factory=threading.Event)
-    result: EventResult | None = None
-    error: str | None = None
-
-
-class _Writer(threading.Thread):
-    """The single SQLite writer: drains the queue in batches, acks after commit."""
-
-    def __init__(self, config: ListenerConfig) -> None:
-        super().__init__(name="stripectl-listener-writer", daemon=True)
-        self.config = config
-        self.jobs: queue.Queue[_Job | None] = queue.Queue()
-        self.ready = threading.Event()
-        self.startup_error: BaseException | None = None
-
-    def run(self) -> None:
-        from stripectl.services.replay import ReplayOptions
-        from stripectl.store import open_store
-
-        try:
-            store = open_store(self.config.db_path)
-        except BaseException as exc:
-            self.startup_error = exc
-            self.ready.set()
-            return
-        options = ReplayOptions(
-            secrets=self.config.secrets,
-            tolerance=self.config.tolerance,
-            max_body_bytes=self.config.max_body,
-        )
-        self.ready.set()
-        try:
-            stopping = False
-            while not stopping:
-                job = self.jobs.get()
-                if job is None:
-                    break
-                batch = [job]
-                while len(batch) < BATCH_MAX:
-                    try:
-                        nxt = self.jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stopping = True
-                        break
-                    batch.append(nxt)
-                self._commit(store, options, batch)
-        finally:
-            store.close()
-
-    def _commit(self, store: Store, options: ReplayOptions, batch: list[_Job]) -> None:
-        from stripectl.services.replay import replay
-
-        try:
-            report = replay(store, [j.delivery for j in batch], options, chunk_size=len(batch))
-            if len(report.events) != len(batch):
-                raise RuntimeError("replay returned a result count that does not match its input")
-            for job, result in zip(batch, report.events, strict=True):
-                job.result = result
-                job.done.set()
-        except Exception as exc:
-            if len(batch) > 1:
-                # One poisoned delivery must not fail its neighbours: retry alone.
-                for job in batch:
-                    self._commit(store, options, [job])
-                return
-            batch[0].error = redact(f"{type(exc).__name__}: {exc}")
-            batch[0].done.set()
-
-    def stop(self) -> None:
-        self.jobs.put(None)
-        self.join(timeout=ACK_TIMEOUT + 5)
-
-
-def _discard(request: BaseHTTPRequestHandler, length: int) -> None:
-    """Read and drop a refused body (up to a cap) so the client sees the 413.
-
-    Closing with unread bytes makes the kernel send a reset, which most
-    clients report as a connection error instead of the answer.
-    """
-    left = length if length <= DRAIN_MAX else 0
-    try:
-        while left > 0:
-            chunk = request.rfile.read(min(left, 65536))
-            if not chunk:
-                break
-            left -= len(chunk)
-    except OSError:
-        pass
+class ListenerStats:
+    refused_connections: int = 0  # over --max-connections: 503 at accept
+    timed_out_connections: int = 0  # aborted past their header/answer deadline
+    peak_connections: int = 0
+    peak_body_bytes: int = 0
+    unverified_not_recorded: int = 0
+    commits: int = 0
+    aborted_at_shutdown: int = 0
+    store_closed: bool = True
 
 
 def _answer_as(result: EventResult) -> tuple[str, str | None]:
@@ -195,165 +125,304 @@ def _status_for(result: EventResult) -> int:
     return 200
 
 
-class _Server(ThreadingHTTPServer):
-    # Non-daemon request threads + block_on_close: server_close() waits for
-    # in-flight requests, which is what a graceful shutdown needs.
-    daemon_threads = False
-    block_on_close = True
-    listener: Listener
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: nothing idles at shutdown
-    timeout = 30  # a client that stalls mid-body cannot pin a thread forever
-    server_version = "stripectl-listen"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the per-delivery callback is the log
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass  # the client went away; what was stored stays stored
-
-    def do_GET(self) -> None:
-        self._answer(405 if self._on_path() else 404, {"error": "POST webhook deliveries here"})
-
-    do_PUT = do_DELETE = do_PATCH = do_GET
-
-    def _on_path(self) -> bool:
-        return urlsplit(self.path).path == self.server.listener.config.path
-
-    def do_POST(self) -> None:
-        listener = self.server.listener
-        started = time.perf_counter()
-        received_at = int(time.time())
-        if not self._on_path():
-            self._answer(404, {"error": "not found"})
-            return
-        line = listener.handle(self, received_at)
-        line.latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        body: dict[str, Any] = {"status": line.status}
-        if line.outcome:
-            body.update(outcome=line.outcome, event_id=line.event_id, reason=line.reason)
-        if line.error:
-            # Internal detail stays in the local log line, not in the answer.
-            body["error"] = "not stored; retry later" if line.status >= 500 else line.error
-        self._answer(line.status, body)
-        listener.report(line)
-
-
 class Listener:
+    """start() binds and serves on a background thread; stop() drains and closes.
+
+    `on_delivery` is called on the event loop's thread for every delivery
+    answered: it must not block (the CLI hands lines to a bounded queue)."""
+
     def __init__(
         self, config: ListenerConfig, on_delivery: Callable[[DeliveryLine], None] | None = None
     ) -> None:
+        from stripectl.services.replay import ReplayOptions
+
         self.config = config
         self.on_delivery = on_delivery
-        self._writer = _Writer(config)
-        self._server: _Server | None = None
+        options = ReplayOptions(
+            secrets=config.secrets, tolerance=config.tolerance, max_body_bytes=config.max_body
+        )
+        self._writer = Writer(
+            config.db_path,
+            options,
+            finished=self._finished,
+            durable=config.durable,
+            unverified_per_minute=config.unverified_per_minute,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._print_lock = threading.Lock()
+        self._bound = threading.Event()
+        self._bind_error: OSError | None = None
+        self._stop: asyncio.Event | None = None
+        self._hurry: asyncio.Event | None = None
+        self._server: GuardedServer | None = None
+        self._memory: BodyMemory | None = None
+        self._port = 0
         self._closing = False
+        self.stats = ListenerStats()
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
+        return self._port
 
     @property
     def url(self) -> str:
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
         return f"http://{host}:{self.port}{self.config.path}"
 
+    def store_synchronous(self) -> int | None:
+        """The writer connection's PRAGMA synchronous (tests: 2 = FULL)."""
+        store = self._writer.store
+        return None if store is None else store.synchronous()
+
     def start(self) -> None:
-        """Open the store, bind the socket, serve in a background thread."""
+        """Open the store, bind the socket, serve on a background thread."""
         self._writer.start()
         self._writer.ready.wait()
         if self._writer.startup_error is not None:
             raise self._writer.startup_error
-        try:
-            server_cls = _Server6 if ":" in self.config.host else _Server
-            self._server = server_cls((self.config.host, self.config.port), _Handler)
-        except OSError as exc:
-            self._writer.stop()
+        self._thread = threading.Thread(target=self._run, name="stripectl-listener", daemon=True)
+        self._thread.start()
+        self._bound.wait()
+        if self._bind_error is not None:
+            self._writer.stop(timeout=LOCK_TIMEOUT + 2)
+            exc = self._bind_error
             raise NetworkError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
                 hint="another process may hold the port: pick another --port or stop it",
             ) from exc
-        self._server.listener = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},  # how fast stop() is noticed
-            name="stripectl-listener",
-            daemon=True,
+
+    def stop(self) -> ListenerStats:
+        """Stop accepting; let requests in flight finish for up to drain_timeout,
+        then drop the rest (none of them was acknowledged); commit what the
+        writer holds (at most LOCK_TIMEOUT more) and close the store."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            assert self._stop is not None
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(self._stop.set)
+            thread.join(timeout=self.config.drain_timeout + 2)
+        self.stats.store_closed = self._writer.stop(timeout=LOCK_TIMEOUT + 1)
+        self.stats.commits = self._writer.commits
+        self.stats.unverified_not_recorded = self._writer.budget.refused
+        return self.stats
+
+    def hurry(self) -> None:
+        """A second Ctrl-C: end the drain now."""
+        loop = self._loop
+        if loop is not None and self._hurry is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._hurry.set)
+
+    # -- the event loop thread -------------------------------------------------
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            self._bound.set()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self) -> None:
+        from stripectl.services.listener_limits import BodyMemory, GuardedServer
+
+        cfg = self.config
+        self._stop, self._hurry = asyncio.Event(), asyncio.Event()
+        self._memory = BodyMemory(max(cfg.body_memory, cfg.max_body))
+        quiet = logging.getLogger("stripectl.listener.http")
+        quiet.propagate = False  # aiohttp's own error logs would print tracebacks to stderr
+        quiet.addHandler(logging.NullHandler())
+        server = GuardedServer(
+            self._handle,
+            max_connections=cfg.max_connections,
+            header_timeout=cfg.header_timeout,
+            handler_cancellation=True,  # a dropped client cancels its wait
+            # aiohttp's own idle timer (also armed at accept in aiohttp >= 3.14).
+            keepalive_timeout=cfg.header_timeout,
+            lingering_time=2.0,  # reading and dropping the rest of a refused body
+            read_bufsize=16384,  # bytes read ahead per connection before pausing it
+            max_field_size=8190,
+            max_headers=64,
+            access_log=None,
+            logger=quiet,
         )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, finish in-flight requests, then close the store."""
-        self._closing = True
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()  # joins request threads
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._writer.stop()
-
-    def handle(self, request: BaseHTTPRequestHandler, received_at: int) -> DeliveryLine:
-        line = DeliveryLine(status=500, received_at=received_at, latency_ms=0.0)
-        if self._closing:
-            line.status, line.error = 503, "shutting down"
-            return line
-        if "chunked" in (request.headers.get("Transfer-Encoding") or "").lower():
-            line.status, line.error = 411, "chunked bodies are not accepted: send Content-Length"
-            return line
-        raw_length = request.headers.get("Content-Length")
-        if raw_length is None:
-            line.status, line.error = 411, "Content-Length required"
-            return line
-        if not raw_length.strip().isdigit():
-            line.status, line.error = 400, "bad Content-Length"
-            return line
-        length = int(raw_length)
-        if length > self.config.max_body:
-            request.close_connection = True
-            _discard(request, length)
-            line.status, line.error = (
-                413,
-                f"body of {length} bytes > --max-body {self.config.max_body}",
+        self._server = server
+        loop = asyncio.get_running_loop()
+        try:
+            aserver = await loop.create_server(
+                server, cfg.host, cfg.port, backlog=BACKLOG, reuse_address=True
             )
-            return line
-        body = request.rfile.read(length) if length else b""
-        if len(body) < length:
-            line.status, line.error = 400, f"body ended after {len(body)} of {length} bytes"
-            return line
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS}
-        job = _Job(Delivery(source="listener", body=body, headers=headers, received_at=received_at))
-        self._writer.jobs.put(job)
-        if not job.done.wait(ACK_TIMEOUT) or job.result is None:
-            line.error = job.error or "timed out waiting for the store"
-            return line
-        res = job.result
-        line.status = _status_for(res)
-        line.outcome, line.reason = _answer_as(res)
-        line.event_id, line.type, line.delivery_id = res.event_id, res.type, res.delivery_id
-        return line
+        except OSError as exc:
+            self._bind_error = exc
+            return
+        self._port = int(aserver.sockets[0].getsockname()[1])
+        self._bound.set()
+        watchdog = asyncio.create_task(server.watchdog())
+        try:
+            await self._stop.wait()
+            self._closing = True
+            aserver.close()  # stop accepting; connections stay open
+            server.close_idle()
+            deadline = loop.time() + cfg.drain_timeout
+            while server.busy and loop.time() < deadline and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), 0.05)
+            self.stats.aborted_at_shutdown = len(server.busy)
+            server.abort_all()
+            await asyncio.sleep(0.05)  # let the cancelled handlers unwind
+        finally:
+            watchdog.cancel()
+            self.stats.refused_connections = server.refused
+            self.stats.timed_out_connections = server.timed_out
+            self.stats.peak_connections = server.peak
+            self.stats.peak_body_bytes = self._memory.peak
 
-    def report(self, line: DeliveryLine) -> None:
+    def _finished(self, batch: list[Job]) -> None:
+        """Writer thread: wake the requests of a committed batch (one wake-up)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody waits
+                loop.call_soon_threadsafe(_wake, batch)
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        from aiohttp import web
+
+        started = time.perf_counter()
+        cfg = self.config
+        assert self._server is not None
+        on_path = request.path == cfg.path
+        if request.method != "POST" or not on_path:
+            status = 405 if on_path else 404
+            return _response(status, {"status": status, "error": "POST webhook deliveries to " + cfg.path})
+        self._server.request_started(
+            request.protocol, 2 * cfg.body_timeout + cfg.ack_timeout + LOCK_TIMEOUT + 5
+        )
+        line = DeliveryLine(status=500, received_at=int(time.time()), latency_ms=0.0)
+        answer = await self._receive(request, line)
+        line.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        body: dict[str, Any] = {"status": line.status}
+        if line.outcome:
+            body.update(outcome=line.outcome, event_id=line.event_id, reason=line.reason)
+        if line.recorded is False:
+            body["recorded"] = False
+        if answer:
+            body["error"] = answer
+        resp = _response(line.status, body)
+        if line.status == 503:
+            resp.headers["Retry-After"] = "1"
+        self._report(line)
+        assert isinstance(resp, web.StreamResponse)
+        return resp
+
+    async def _receive(self, request: web.BaseRequest, line: DeliveryLine) -> str | None:
+        """Fill `line`; return the error text for the client (None: no error)."""
+        cfg = self.config
+        if self._closing:
+            line.status, line.error = 503, "shutting down: not stored; retry later"
+            return line.error
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            line.status, line.error = 411, "chunked bodies are not accepted: send Content-Length"
+            return line.error
+        length = request.content_length
+        if length is None:
+            line.status, line.error = 411, "Content-Length required"
+            return line.error
+        if length > cfg.max_body:
+            line.status, line.error = 413, f"body of {length} bytes > --max-body {cfg.max_body}"
+            return line.error
+        assert self._memory is not None
+        if not await self._memory.reserve(length, cfg.body_timeout):
+            line.status = 503
+            line.error = "busy: too many bodies being received; not stored; retry later"
+            return line.error
+        try:
+            return await self._receive_body(request, line, length)
+        finally:
+            self._memory.release(length)
+
+    async def _receive_body(self, request: web.BaseRequest, line: DeliveryLine, length: int) -> str | None:
+        cfg = self.config
+        try:
+            async with asyncio.timeout(cfg.body_timeout):
+                body = await request.content.readexactly(length) if length else b""
+        except TimeoutError:
+            line.status, line.error = 408, f"body not received within {cfg.body_timeout:g} s"
+            return line.error
+        except asyncio.IncompleteReadError as exc:
+            line.status, line.error = 400, f"body ended after {len(exc.partial)} of {length} bytes"
+            return line.error
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS}
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        job = Job(
+            Delivery(source="listener", body=body, headers=headers, received_at=line.received_at),
+            token=done,
+        )
+        del body
+        self._writer.jobs.put(job)
+        try:
+            await asyncio.wait_for(asyncio.shield(done), cfg.ack_timeout)
+        except TimeoutError:
+            if job.cancel():
+                line.error = (
+                    f"not stored: the store did not take it within {cfg.ack_timeout:g} s; "
+                    "Stripe will retry"
+                )
+            else:
+                line.error = (
+                    f"not acknowledged: not committed within {cfg.ack_timeout:g} s; it may still "
+                    "be stored (a retry is then a duplicate); Stripe will retry"
+                )
+            return line.error
+        except asyncio.CancelledError:
+            job.cancel()  # the client is gone or we are shutting down: not answered
+            raise
+        return _fill(line, job)
+
+    def _report(self, line: DeliveryLine) -> None:
         if self.on_delivery is None:
             return
-        # A broken terminal must not fail deliveries.
-        with self._print_lock, contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a broken terminal must not fail deliveries
             self.on_delivery(line)
+
+
+def _wake(batch: list[Job]) -> None:
+    for job in batch:
+        fut = job.token
+        if isinstance(fut, asyncio.Future) and not fut.done():
+            fut.set_result(None)
+
+
+def _fill(line: DeliveryLine, job: Job) -> str | None:
+    if job.error is not None:
+        line.error = job.error
+        if job.maybe_stored:
+            return (
+                "not acknowledged: the commit failed and may or may not have reached the disk; "
+                "Stripe will retry (a stored one is then a duplicate)"
+            )
+        return "not stored: the local store failed; Stripe will retry"
+    res = job.result
+    assert res is not None
+    line.status = _status_for(res)
+    line.outcome, line.reason = _answer_as(res)
+    line.event_id, line.type, line.delivery_id = res.event_id, res.type, res.delivery_id
+    line.recorded = job.recorded
+    if not job.recorded:
+        line.error = "not recorded: the budget for unverified deliveries is used up"
+        return line.error
+    return None
+
+
+def _response(status: int, body: dict[str, Any]) -> web.Response:
+    from aiohttp import web
+
+    resp = web.Response(
+        status=status, body=json.dumps(body).encode(), content_type="application/json"
+    )
+    resp.headers["Server"] = "stripectl-listen"  # not aiohttp's name and version
+    resp.force_close()  # one request per connection
+    return resp

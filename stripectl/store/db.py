@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stripectl.errors import StoreError
+from stripectl.errors import CommitOutcomeUnknown, StoreError
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -201,11 +201,26 @@ class Store:
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot commit to the mirror {self.path}: {exc}") from exc
+                # An I/O error in the sync after the WAL write can leave a commit
+                # that recovery finds on the next open: nobody can say "not stored".
+                raise CommitOutcomeUnknown(f"cannot commit to the mirror {self.path}: {exc}") from exc
             if self._checkpoint_due is not None:
                 self._checkpoint_due.set()
                 if self._checkpointer_failed.is_set():
                     self._checkpoints_inline()
+
+    def durable_commits(self, *, lock_timeout: float) -> None:
+        """From now on a COMMIT returns only once it is on disk (survives a power
+        cut or a kernel crash, not just a killed process): synchronous=FULL makes
+        SQLite fdatasync the WAL at every commit, so one commit of many
+        deliveries costs one sync. `lock_timeout`: how long a transaction waits
+        for another process's write lock before failing (nothing written)."""
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+
+    def synchronous(self) -> int:
+        """SQLite's PRAGMA synchronous of this connection (1 NORMAL, 2 FULL)."""
+        return int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
 
     @contextmanager
     def background_checkpoints(self) -> Iterator[None]:
