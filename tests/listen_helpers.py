@@ -43,3 +43,33 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 20) ->
         return resp.status, resp.read()
     finally:
         conn.close()
+
+
+def rss_peak_mb(pid: int) -> float:
+    """Peak resident memory of a process (Linux /proc: VmHWM), in MB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def raw_head(length: int, headers: dict[str, str] | None = None, path: str = PATH) -> bytes:
+    """A request head as a client would send it before its body."""
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return (head + "\r\n").encode()
+
+
+def read_answer(sock: Any, limit: int = 65536) -> bytes:
+    """Everything the server sends until it closes (or resets) the connection."""
+    chunks: list[bytes] = []
+    try:
+        while True:
+            data = sock.recv(limit)
+            if not data:
+                break
+            chunks.append(data)
+    except OSError:
+        pass
+    return b"".join(chunks)

@@ -62,8 +62,9 @@ class ListenerConfig:
     body_timeout: float = 10.0  # head complete -> body complete
     ack_timeout: float = 10.0  # body complete -> committed
     drain_timeout: float = 10.0  # shutdown: in-flight requests finish within this
-    body_memory: int = 64 * 1_048_576  # bodies in memory at once (at least max_body)
+    body_memory: int = 64 * 1_048_576  # bodies in memory at once (at least max_body + 16 MiB)
     unverified_per_minute: int = 4 * 1_048_576  # stored bytes/min without a valid signature
+    lock_timeout: float = LOCK_TIMEOUT  # a commit's wait for another process's write lock
     durable: bool = True  # False only for bench/listen.py's "durability off" figure
 
 
@@ -107,6 +108,8 @@ class ListenerStats:
     commits: int = 0
     aborted_at_shutdown: int = 0
     store_closed: bool = True
+    loop_errors: int = 0  # asyncio errors (a connection failed oddly); counted, not printed
+    last_loop_error: str | None = None
 
 
 def _answer_as(result: EventResult) -> tuple[str, str | None]:
@@ -147,6 +150,7 @@ class Listener:
             finished=self._finished,
             durable=config.durable,
             unverified_per_minute=config.unverified_per_minute,
+            lock_timeout=config.lock_timeout,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -184,7 +188,7 @@ class Listener:
         self._thread.start()
         self._bound.wait()
         if self._bind_error is not None:
-            self._writer.stop(timeout=LOCK_TIMEOUT + 2)
+            self._writer.stop(timeout=self.config.lock_timeout + 2)
             exc = self._bind_error
             raise NetworkError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
@@ -201,7 +205,7 @@ class Listener:
             with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(self._stop.set)
             thread.join(timeout=self.config.drain_timeout + 2)
-        self.stats.store_closed = self._writer.stop(timeout=LOCK_TIMEOUT + 1)
+        self.stats.store_closed = self._writer.stop(timeout=self.config.lock_timeout + 1)
         self.stats.commits = self._writer.commits
         self.stats.unverified_not_recorded = self._writer.budget.refused
         return self.stats
@@ -227,11 +231,11 @@ class Listener:
             loop.close()
 
     async def _serve(self) -> None:
-        from stripectl.services.listener_limits import BodyMemory, GuardedServer
+        from stripectl.services.listener_limits import SMALL_HEADROOM, BodyMemory, GuardedServer
 
         cfg = self.config
         self._stop, self._hurry = asyncio.Event(), asyncio.Event()
-        self._memory = BodyMemory(max(cfg.body_memory, cfg.max_body))
+        self._memory = BodyMemory(max(cfg.body_memory, cfg.max_body + SMALL_HEADROOM))
         quiet = logging.getLogger("stripectl.listener.http")
         quiet.propagate = False  # aiohttp's own error logs would print tracebacks to stderr
         quiet.addHandler(logging.NullHandler())
@@ -244,13 +248,19 @@ class Listener:
             keepalive_timeout=cfg.header_timeout,
             lingering_time=2.0,  # reading and dropping the rest of a refused body
             read_bufsize=16384,  # bytes read ahead per connection before pausing it
-            max_field_size=8190,
+            # 4096 (aiohttp: 8190): aiohttp's pure-Python parser (no C extension)
+            # runs int() on a Content-Length of digits, and past 4300 digits that
+            # raises instead of answering 400; a longer field is refused first.
+            max_field_size=4096,
             max_headers=64,
             access_log=None,
             logger=quiet,
         )
         self._server = server
         loop = asyncio.get_running_loop()
+        # Errors asyncio would log (with a traceback, to stderr, which may be a
+        # paused terminal) are counted instead: the connection is gone either way.
+        loop.set_exception_handler(self._loop_error)
         try:
             aserver = await loop.create_server(
                 server, cfg.host, cfg.port, backlog=BACKLOG, reuse_address=True
@@ -280,6 +290,10 @@ class Listener:
             self.stats.peak_connections = server.peak
             self.stats.peak_body_bytes = self._memory.peak
 
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.stats.loop_errors += 1
+        self.stats.last_loop_error = str(context.get("exception") or context.get("message"))[:200]
+
     def _finished(self, batch: list[Job]) -> None:
         """Writer thread: wake the requests of a committed batch (one wake-up)."""
         loop = self._loop
@@ -298,7 +312,7 @@ class Listener:
             status = 405 if on_path else 404
             return _response(status, {"status": status, "error": "POST webhook deliveries to " + cfg.path})
         self._server.request_started(
-            request.protocol, 2 * cfg.body_timeout + cfg.ack_timeout + LOCK_TIMEOUT + 5
+            request.protocol, 2 * cfg.body_timeout + cfg.ack_timeout + 5
         )
         line = DeliveryLine(status=500, received_at=int(time.time()), latency_ms=0.0)
         answer = await self._receive(request, line)
@@ -364,7 +378,8 @@ class Listener:
         del body
         self._writer.jobs.put(job)
         try:
-            await asyncio.wait_for(asyncio.shield(done), cfg.ack_timeout)
+            async with asyncio.timeout(cfg.ack_timeout):
+                await done
         except TimeoutError:
             if job.cancel():
                 line.error = (

@@ -28,20 +28,37 @@ _REFUSED = (
 assert len(_REFUSED.split(b"\r\n\r\n", 1)[1]) == 62
 
 
+READ_CHUNK = 16_384
+SMALL_BODY = 65_536  # Stripe's events are a few KB; larger ones are rare
+SMALL_HEADROOM = 16 * 1_048_576  # of the budget, never taken by large bodies
+
+
 class BodyMemory:
-    """A byte budget for request bodies in memory (one event loop: no lock)."""
+    """A byte budget for request bodies in memory (one event loop: no lock).
+
+    Bodies over SMALL_BODY share all but SMALL_HEADROOM of it, so clients
+    stalling large bodies cannot make ordinary deliveries wait; small ones
+    cannot fill it either while the connection cap times SMALL_BODY is below
+    the budget (512 x 64 KiB = 32 MiB < 64 MiB)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.large_limit = max(0, limit - SMALL_HEADROOM)
         self.used = 0
+        self.large_used = 0
         self.peak = 0
         self._waiters: list[asyncio.Future[None]] = []
+
+    def _fits(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        return n <= SMALL_BODY or self.large_used + n <= self.large_limit
 
     async def reserve(self, n: int, timeout: float) -> bool:
         """Take `n` bytes, waiting up to `timeout` s for others to release them."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.used + n > self.limit:
+        while not self._fits(n):
             left = deadline - loop.time()
             if left <= 0:
                 return False
@@ -55,11 +72,15 @@ class BodyMemory:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
         self.used += n
+        if n > SMALL_BODY:
+            self.large_used += n
         self.peak = max(self.peak, self.used)
         return True
 
     def release(self, n: int) -> None:
         self.used -= n
+        if n > SMALL_BODY:
+            self.large_used -= n
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             if not w.done():
@@ -67,12 +88,29 @@ class BodyMemory:
 
 
 class _Refuse(asyncio.Protocol):
-    """Over the connection cap: answer 503 (Stripe retries) and hang up."""
+    """Over the connection cap: answer 503 (Stripe retries) and hang up.
+
+    The answer is followed by a FIN, and what the client still sends is read
+    and dropped for a moment: closing with unread bytes would make the kernel
+    send a reset, which can destroy the 503 before the client reads it."""
+
+    LINGER = 1.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         transport.write(_REFUSED)
-        transport.close()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(self.LINGER, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the client is done too: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._timer.cancel()
 
 
 class GuardedServer(web.Server):
@@ -102,6 +140,11 @@ class GuardedServer(web.Server):
         return super().__call__()
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        # asyncio's socket transport reads up to 256 KiB per recv(); what a
+        # connection may hold before aiohttp pauses it is read_bufsize x 2 plus
+        # one read: 16 KiB reads keep that near 48 KiB a connection.
+        if hasattr(transport, "max_size"):
+            transport.max_size = READ_CHUNK
         super().connection_made(handler, transport)
         self._pending = max(0, self._pending - 1)
         self.deadlines[handler] = time.monotonic() + self.header_timeout

@@ -101,11 +101,13 @@ class Writer(threading.Thread):
         finished: Callable[[list[Job]], None],
         durable: bool = True,
         unverified_per_minute: int = 4 * 1_048_576,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> None:
         super().__init__(name="stripectl-listener-writer", daemon=True)
         self.db_path = db_path
         self.options = options
         self.durable = durable
+        self.lock_timeout = lock_timeout
         # Called on this thread with each batch's jobs once their outcome is known.
         self.finished = finished
         self.budget = UnverifiedBudget(unverified_per_minute)
@@ -121,7 +123,7 @@ class Writer(threading.Thread):
         try:
             store = open_store(self.db_path)
             if self.durable:
-                store.durable_commits(lock_timeout=LOCK_TIMEOUT)
+                store.durable_commits(lock_timeout=self.lock_timeout)
         except BaseException as exc:
             self.startup_error = exc
             self.ready.set()
@@ -199,7 +201,9 @@ class Writer(threading.Thread):
         if not jobs:
             return
         try:
-            report = replay_inspected(store, inspected, self.options, chunk_size=len(jobs))
+            report = replay_inspected(
+                store, inspected, self.options, chunk_size=len(jobs), report_subscriptions=False
+            )
             self.commits += 1
             if len(report.events) != len(jobs):
                 raise RuntimeError("replay returned a result count that does not match its input")
