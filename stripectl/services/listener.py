@@ -175,8 +175,7 @@ class Listener:
 
     def store_synchronous(self) -> int | None:
         """The writer connection's PRAGMA synchronous (tests: 2 = FULL)."""
-        store = self._writer.store
-        return None if store is None else store.synchronous()
+        return self._writer.synchronous
 
     def start(self) -> None:
         """Open the store, bind the socket, serve on a background thread."""

@@ -116,6 +116,8 @@ class Writer(threading.Thread):
         self.startup_error: BaseException | None = None
         self.store: Store | None = None
         self.commits = 0  # transactions committed (each one sync when durable)
+        self.synchronous: int | None = None
+        self.current = 0  # jobs in the batch being written now (tests watch it)
 
     def run(self) -> None:
         from stripectl.store import open_store
@@ -124,6 +126,7 @@ class Writer(threading.Thread):
             store = open_store(self.db_path)
             if self.durable:
                 store.durable_commits(lock_timeout=self.lock_timeout)
+            self.synchronous = store.synchronous()  # as SQLite reports it (2: FULL)
         except BaseException as exc:
             self.startup_error = exc
             self.ready.set()
@@ -158,7 +161,9 @@ class Writer(threading.Thread):
                 except queue.Empty:
                     break
             if batch:
+                self.current = len(batch)
                 self._commit(store, batch)
+                self.current = 0
             if stopping:
                 return
 
