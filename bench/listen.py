@@ -136,14 +136,12 @@ async def _load(port: int, bodies: list[bytes], clients: int, secret: bytes) -> 
 class Server:
     """The listener as a subprocess: the real CLI, or this file's --serve mode."""
 
-    def __init__(self, db: Path, *, durable: bool = True, strace_to: Path | None = None) -> None:
+    def __init__(self, db: Path, *, durable: bool = True) -> None:
         if durable:
             cmd = [*_stripectl(), "webhook", "listen", "--port", "0", "--db", str(db), "--json",
                    "--secret", _gen.SECRET]
         else:
             cmd = [sys.executable, __file__, "--serve-not-durable", str(db)]
-        if strace_to is not None:
-            cmd = ["strace", "-f", "-qq", "-e", "trace=fdatasync,fsync", "-o", str(strace_to), *cmd]
         env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_WEBHOOK_SECRET", "STRIPECTL_DB")}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         assert self.proc.stdout is not None
@@ -190,23 +188,30 @@ def run_levels(tmp: Path, bodies: list[bytes], per_level: int, *, durable: bool,
 
 
 def count_syncs(tmp: Path, bodies: list[bytes], n: int, clients: int) -> dict[str, Any] | None:
+    """fdatasync/fsync calls of the listener process during n requests, by
+    strace attached to all its threads (-p with -f); None if strace cannot."""
     if shutil.which("strace") is None:
         return None
     trace = tmp / "strace.out"
+    trace.unlink(missing_ok=True)
     db = tmp / "syncs.db"
+    server = Server(db)
+    tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=fdatasync,fsync", "-o", str(trace),
+                               "-p", str(server.proc.pid)], stderr=subprocess.DEVNULL)
     try:
-        server = Server(db, strace_to=trace)
-    except (RuntimeError, OSError):
-        return None  # strace present but not permitted (no ptrace)
-    try:
+        time.sleep(1.0)  # attached
+        if tracer.poll() is not None:
+            return None  # not permitted (ptrace)
         secret = _gen.SECRET.encode()
-        before = _syncs(trace)
         res = asyncio.run(_load(server.port, bodies[:n], clients, secret))
-        time.sleep(0.5)
-        during = _syncs(trace) - before
+        time.sleep(0.3)
     finally:
+        if tracer.poll() is None:
+            tracer.send_signal(signal.SIGINT)  # detach
+            tracer.wait(timeout=30)
         server.stop()
         _remove_db(db)
+    during = _syncs(trace)
     return {"clients": clients, "acks": res["acks"], "syncs": during,
             "per_ack": during / max(1, res["acks"]), "per_s_under_strace": res["per_s"]}
 

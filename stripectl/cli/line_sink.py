@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 QUEUE_LINES = 10_000  # ~2 MB of log lines at most
 
@@ -28,13 +28,16 @@ class LineSink:
         *,
         limit: int = QUEUE_LINES,
         dropped_line: Callable[[int], str] | None = None,
+        render: Callable[[Any], str] = str,
     ) -> None:
         self._stream = stream
         try:
             self._fd: int | None = stream.fileno()
         except (io.UnsupportedOperation, AttributeError, ValueError):
             self._fd = None  # an in-memory stream (tests): nothing there can block
-        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=limit)
+        # Items are rendered on the sink's thread, not the caller's (the event loop).
+        self._render = render
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=limit)
         self._lock = threading.Lock()
         self._dropped = 0
         self._reported = 0
@@ -46,8 +49,9 @@ class LineSink:
     def dropped(self) -> int:
         return self._dropped
 
-    def put(self, line: str) -> None:
-        """Queue one line (without its newline); never blocks."""
+    def put(self, line: Any) -> None:
+        """Queue one line (without its newline; or an item `render` turns into
+        one); never blocks."""
         try:
             self._queue.put_nowait(line)
         except queue.Full:
@@ -71,7 +75,11 @@ class LineSink:
                 self._report_drops()
                 return
             self._report_drops()
-            self._write(line)
+            try:
+                text = line if isinstance(line, str) else self._render(line)
+            except Exception:  # a line that cannot be rendered must not stop the others
+                continue
+            self._write(text)
 
     def _report_drops(self) -> None:
         with self._lock:

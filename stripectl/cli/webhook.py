@@ -128,9 +128,13 @@ def listen(
         unverified_per_minute=unverified_budget,
     )
     as_json = ctx.json
-    out = LineSink(sys.stdout, dropped_line=lambda n: _dropped_line(n, as_json=as_json))
+    out = LineSink(
+        sys.stdout,
+        dropped_line=lambda n: _dropped_line(n, as_json=as_json),
+        render=lambda line: _format(line, as_json=as_json),
+    )
     err = LineSink(sys.stderr)
-    listener = Listener(config, lambda line: out.put(_format(line, as_json=as_json)))
+    listener = Listener(config, out.put)
     stop = threading.Event()
     got: list[int] = []
     previous = _install_signals(stop, got, listener)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 BATCH_MAX = 256
 LOCK_TIMEOUT = 5.0  # seconds a commit waits for another process's write lock
+CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints (each costs two syncs)
 UNVERIFIED_KEEP = 4096  # body bytes kept of a delivery whose signature did not verify
 
 _QUEUED, _CLAIMED, _CANCELLED = 0, 1, 2
@@ -136,7 +137,7 @@ class Writer(threading.Thread):
         try:
             # Checkpoints (copying the WAL into the database) run on a thread of
             # their own: inline, one would stall every request of the next batch.
-            with store.background_checkpoints():
+            with store.background_checkpoints(min_interval=CHECKPOINT_EVERY):
                 self._loop(store)
         finally:
             store.close()

@@ -223,7 +223,7 @@ class Store:
         return int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
 
     @contextmanager
-    def background_checkpoints(self) -> Iterator[None]:
+    def background_checkpoints(self, min_interval: float = 0.0) -> Iterator[None]:
         """Checkpoint the WAL from a thread of its own while the caller writes.
 
         For one long writer (a large replay), not for short transactions.
@@ -234,6 +234,8 @@ class Store:
         blocks it) and waits for the disk without the GIL. Safety is
         SQLite's: a checkpoint may stop anywhere, the WAL keeps every commit.
         Should the thread fail, commits checkpoint inline again.
+        `min_interval`: seconds between checkpoints (the listener commits
+        often and small: one checkpoint a commit would double its syncs).
         """
         if self.readonly or self.path == ":memory:":
             yield
@@ -251,6 +253,8 @@ class Store:
                             return  # the writer's close checkpoints what is left
                         due.clear()
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        if min_interval:
+                            stop.wait(min_interval)
                 finally:
                     conn.close()
             except sqlite3.Error:
