@@ -141,7 +141,10 @@ def listen(
     try:
         listener.start()
         try:
-            err.put(_note(f"listening on {listener.url} (db {ctx.db}); Ctrl-C to stop"))
+            err.put(_note(
+                f"listening on {listener.url} (db {ctx.db}; each answer after an fsync: "
+                f"{listener.durability}); Ctrl-C to stop"
+            ))
             if as_json:
                 out.put(json.dumps({"listening": listener.url, "port": listener.port}))
             while not stop.wait(0.5):

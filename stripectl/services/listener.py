@@ -173,9 +173,10 @@ class Listener:
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
         return f"http://{host}:{self.port}{self.config.path}"
 
-    def store_synchronous(self) -> int | None:
-        """The writer connection's PRAGMA synchronous (tests: 2 = FULL)."""
-        return self._writer.synchronous
+    @property
+    def durability(self) -> str:
+        """How commits reach the disk, in the store's words ("synchronous=FULL")."""
+        return self._writer.durability
 
     def start(self) -> None:
         """Open the store, bind the socket, serve on a background thread."""

@@ -117,7 +117,7 @@ class Writer(threading.Thread):
         self.startup_error: BaseException | None = None
         self.store: Store | None = None
         self.commits = 0  # transactions committed (each one sync when durable)
-        self.synchronous: int | None = None
+        self.durability = "not durable (bench only)"
         self.current = 0  # jobs in the batch being written now (tests watch it)
 
     def run(self) -> None:
@@ -126,8 +126,8 @@ class Writer(threading.Thread):
         try:
             store = open_store(self.db_path)
             if self.durable:
-                store.durable_commits(lock_timeout=self.lock_timeout)
-            self.synchronous = store.synchronous()  # as SQLite reports it (2: FULL)
+                # The engine's own words for it, e.g. "synchronous=FULL".
+                self.durability = store.durable_commits(lock_timeout=self.lock_timeout)
         except BaseException as exc:
             self.startup_error = exc
             self.ready.set()

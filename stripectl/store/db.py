@@ -209,18 +209,17 @@ class Store:
                 if self._checkpointer_failed.is_set():
                     self._checkpoints_inline()
 
-    def durable_commits(self, *, lock_timeout: float) -> None:
+    def durable_commits(self, *, lock_timeout: float) -> str:
         """From now on a COMMIT returns only once it is on disk (survives a power
         cut or a kernel crash, not just a killed process): synchronous=FULL makes
         SQLite fdatasync the WAL at every commit, so one commit of many
         deliveries costs one sync. `lock_timeout`: how long a transaction waits
-        for another process's write lock before failing (nothing written)."""
+        for another process's write lock before failing (nothing written).
+        Returns the setting as the engine reports it once applied."""
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
-
-    def synchronous(self) -> int:
-        """SQLite's PRAGMA synchronous of this connection (1 NORMAL, 2 FULL)."""
-        return int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
+        level = int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
+        return "synchronous=" + {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
 
     @contextmanager
     def background_checkpoints(self, min_interval: float = 0.0) -> Iterator[None]:
