@@ -126,7 +126,7 @@ def test_slowloris_is_capped_timed_out_and_does_not_hold_sigterm(tmp_path: Path)
                 s.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost")
             time.sleep(0.3)
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=20) == 0  # drain time + store bound (README): 17 s
+            assert proc.wait(timeout=20) == 0  # README: drain time + 8 s = 18 s at most
         finally:
             _close_all(socks)
     err = (tmp_path / "listen.err").read_text()

@@ -15,6 +15,7 @@ import io
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -61,11 +62,12 @@ class LineSink:
     def close(self, timeout: float) -> bool:
         """Write what is queued, for up to `timeout` s. False: output is stuck
         (the rest is abandoned; the thread dies with the process)."""
+        deadline = time.monotonic() + timeout
         try:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
             return False
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         return not self._thread.is_alive()
 
     def _run(self) -> None:
