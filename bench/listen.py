@@ -196,8 +196,9 @@ def count_syncs(tmp: Path, bodies: list[bytes], n: int, clients: int) -> dict[st
     trace.unlink(missing_ok=True)
     db = tmp / "syncs.db"
     server = Server(db)
+    pids = [a for p in _process_tree(server.proc.pid) for a in ("-p", str(p))]  # with the writer
     tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=fdatasync,fsync", "-o", str(trace),
-                               "-p", str(server.proc.pid)], stderr=subprocess.DEVNULL)
+                               *pids], stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.0)  # attached
         if tracer.poll() is not None:
@@ -214,6 +215,14 @@ def count_syncs(tmp: Path, bodies: list[bytes], n: int, clients: int) -> dict[st
     during = _syncs(trace)
     return {"clients": clients, "acks": res["acks"], "syncs": during,
             "per_ack": during / max(1, res["acks"]), "per_s_under_strace": res["per_s"]}
+
+
+def _process_tree(pid: int) -> list[int]:
+    out = [pid]
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fh:
+            out.extend(int(c) for c in fh.read().split())
+    return out
 
 
 def _syncs(trace: Path) -> int:

@@ -22,7 +22,7 @@ import pytest
 
 from stripectl.cli.line_sink import LineSink
 from stripectl.services.listener import Listener, ListenerConfig
-from tests.listen_helpers import PATH, SECRET, customer_event, post, signed
+from tests.listen_helpers import PATH, SECRET, customer_event, post, process_tree, signed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +85,7 @@ def test_concurrent_requests_share_one_commit(tmp_path: Path) -> None:
                 target=lambda: statuses.append(post(lst.url, first_body, first_headers)[0])
             )
             t0.start()
-            _wait_for(lambda: lst._writer.current == 1)
+            _wait_for(lambda: lst.writing() == 1)
             plan = [signed(customer_event(f"g{i}")) for i in range(1, 21)]
             workers = [
                 threading.Thread(target=lambda b=b, h=h: statuses.append(post(lst.url, b, h)[0]))
@@ -93,14 +93,14 @@ def test_concurrent_requests_share_one_commit(tmp_path: Path) -> None:
             ]
             for w in workers:
                 w.start()
-            _wait_for(lambda: lst._writer.jobs.qsize() == 20)
-            assert lst._writer.jobs.qsize() == 20
-            commits_before = lst._writer.commits
+            _wait_for(lambda: lst.queued() == 20)
+            assert lst.queued() == 20
+            commits_before = lst.commits()
         for w in [t0, *workers]:
             w.join(timeout=60)
         assert statuses == [200] * 21
         assert commits_before == 0
-        assert lst._writer.commits == 2  # the first alone, then the 20 together
+        assert lst.commits() == 2  # the first alone, then the 20 together
     assert rows(db, "SELECT count(*) FROM events") == [(21,)]
 
 
@@ -127,9 +127,9 @@ def test_every_acknowledgement_follows_an_fdatasync(tmp_path: Path) -> None:
         port = int(json.loads(proc.stdout.readline())["port"])
         out = proc.stdout
         threading.Thread(target=lambda: [None for _ in out], daemon=True).start()
+        pids = [a for p in process_tree(proc.pid) for a in ("-p", str(p))]  # and the writer
         tracer = subprocess.Popen(
-            ["strace", "-f", "-qq", "-e", "trace=fdatasync,fsync", "-o", str(trace),
-             "-p", str(proc.pid)],
+            ["strace", "-f", "-qq", "-e", "trace=fdatasync,fsync", "-o", str(trace), *pids],
             stderr=subprocess.DEVNULL,
         )
         time.sleep(1.0)  # attached to every thread
@@ -191,7 +191,7 @@ def test_a_500_after_a_lock_timeout_says_what_is_true(tmp_path: Path) -> None:
             t1 = threading.Thread(target=lambda: answers.__setitem__(
                 "taken", post(lst.url, taken_body, taken_headers)))
             t1.start()
-            _wait_for(lambda: lst._writer.current == 1)  # the writer holds h1, waits for the lock
+            _wait_for(lambda: lst.writing() == 1)  # the writer holds h1, waits for the lock
             t2 = threading.Thread(target=lambda: answers.__setitem__(
                 "queued", post(lst.url, queued_body, queued_headers)))
             t2.start()

@@ -12,7 +12,7 @@ import typer
 
 from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
 from stripectl.cli.line_sink import LineSink
-from stripectl.errors import ConfigError, UsageError
+from stripectl.errors import ConfigError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from stripectl.services.listener import DeliveryLine
@@ -148,7 +148,8 @@ def listen(
             if as_json:
                 out.put(json.dumps({"listening": listener.url, "port": listener.port}))
             while not stop.wait(0.5):
-                pass
+                if listener.broken:
+                    break
             err.put(_note(f"stopping: in-flight deliveries get up to {drain_timeout:g} s"))
         finally:
             stats = listener.stop()
@@ -158,6 +159,11 @@ def listen(
             err.close(0.5)
     finally:
         _restore_signals(previous)
+    if listener.broken and not got:
+        raise StoreError(
+            "the store process stopped: deliveries can no longer be stored",
+            hint="see the lines above; restart the listener (Stripe retries what was not answered 2xx)",
+        )
     if got and got[0] == signal.SIGINT:
         raise typer.Exit(130)  # interrupted, as in the README's table
 

@@ -1,10 +1,10 @@
 """A receiver for Stripe webhook deliveries on aiohttp's asyncio HTTP server.
 
 One event loop (on a thread of its own) reads requests; it never touches
-the store. Each delivery becomes a job for the single writer thread
-(services/listener_writer.py), which verifies, stores and applies batches in
-one transaction and one fsync each: a request is answered 2xx only once its
-delivery is on disk.
+the store. Each delivery becomes a job for the single writer process
+(services/listener_link.py, services/listener_writer.py), which verifies,
+stores and applies batches in one transaction and one fsync each: a request
+is answered 2xx only once its delivery is on disk.
 
 Answers: 200 stored (duplicates too); 400 signature rejected (recorded as
 rejected within the budget for unverified deliveries; an identical resend
@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stripectl.errors import NetworkError
-from stripectl.services.listener_writer import LOCK_TIMEOUT, Job, Writer
-from stripectl.webhooks.delivery import Delivery
+from stripectl.services.listener_link import Job, WriterLink
+from stripectl.services.listener_writer import LOCK_TIMEOUT, WriterSettings
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from stripectl.services.listener_limits import BodyMemory, GuardedServer
-    from stripectl.services.replay_report import EventResult
 
 # Rejections that mean "this request is not an authentic, fresh Stripe delivery".
 _AUTH_REJECTIONS = {"expired", "future_timestamp"}
@@ -112,18 +111,17 @@ class ListenerStats:
     last_loop_error: str | None = None
 
 
-def _answer_as(result: EventResult) -> tuple[str, str | None]:
+def _answer_as(outcome: str, reason: str | None, rejected_before: str | None) -> tuple[str, str | None]:
     """(outcome, reason) to answer and log: an identical resend of a delivery
     stored as rejected is answered as the first time, not as a 200 duplicate
     (else a forger learns nothing from the first 400 and gets a 200 next)."""
-    if result.outcome == "duplicate" and result.rejected_before is not None:
-        return "rejected", result.rejected_before
-    return result.outcome, result.reason
+    if outcome == "duplicate" and rejected_before is not None:
+        return "rejected", rejected_before
+    return outcome, reason
 
 
-def _status_for(result: EventResult) -> int:
-    outcome, reason = _answer_as(result)
-    if outcome == "rejected" and (not result.verified or reason in _AUTH_REJECTIONS):
+def _status_for(outcome: str, reason: str | None, verified: bool) -> int:
+    if outcome == "rejected" and (not verified or reason in _AUTH_REJECTIONS):
         return 400
     return 200
 
@@ -137,21 +135,20 @@ class Listener:
     def __init__(
         self, config: ListenerConfig, on_delivery: Callable[[DeliveryLine], None] | None = None
     ) -> None:
-        from stripectl.services.replay import ReplayOptions
-
         self.config = config
         self.on_delivery = on_delivery
-        options = ReplayOptions(
-            secrets=config.secrets, tolerance=config.tolerance, max_body_bytes=config.max_body
+        self._link = WriterLink(
+            WriterSettings(
+                db_path=config.db_path,
+                secrets=config.secrets,
+                tolerance=config.tolerance,
+                max_body=config.max_body,
+                durable=config.durable,
+                unverified_per_minute=config.unverified_per_minute,
+                lock_timeout=config.lock_timeout,
+            )
         )
-        self._writer = Writer(
-            config.db_path,
-            options,
-            finished=self._finished,
-            durable=config.durable,
-            unverified_per_minute=config.unverified_per_minute,
-            lock_timeout=config.lock_timeout,
-        )
+        self.durability = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._bound = threading.Event()
@@ -173,22 +170,31 @@ class Listener:
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
         return f"http://{host}:{self.port}{self.config.path}"
 
+    def queued(self) -> int:
+        """Deliveries waiting for the writer (tests watch it)."""
+        return self._link.queued()
+
+    def writing(self) -> int:
+        """Deliveries in the batch being written now."""
+        return self._link.writing()
+
+    def commits(self) -> int:
+        return self._link.commits
+
     @property
-    def durability(self) -> str:
-        """How commits reach the disk, in the store's words ("synchronous=FULL")."""
-        return self._writer.durability
+    def broken(self) -> bool:
+        """The writer process is gone: nothing can be stored any more."""
+        return self._link.dead
 
     def start(self) -> None:
-        """Open the store, bind the socket, serve on a background thread."""
-        self._writer.start()
-        self._writer.ready.wait()
-        if self._writer.startup_error is not None:
-            raise self._writer.startup_error
+        """Open the store (in the writer process), bind, serve on a background thread."""
+        # How commits reach the disk, in the store's words ("synchronous=FULL").
+        self.durability = self._link.start()
         self._thread = threading.Thread(target=self._run, name="stripectl-listener", daemon=True)
         self._thread.start()
         self._bound.wait()
         if self._bind_error is not None:
-            self._writer.stop(timeout=self.config.lock_timeout + 2)
+            self._link.kill()
             exc = self._bind_error
             raise NetworkError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}",
@@ -197,17 +203,19 @@ class Listener:
 
     def stop(self) -> ListenerStats:
         """Stop accepting; let requests in flight finish for up to drain_timeout,
-        then drop the rest (none of them was acknowledged); commit what the
-        writer holds (at most LOCK_TIMEOUT more) and close the store."""
+        then drop the rest (none of them was acknowledged); let the writer
+        finish its batch (at most lock_timeout + 1 s more) and close the store."""
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None and thread.is_alive():
             assert self._stop is not None
             with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(self._stop.set)
-            thread.join(timeout=self.config.drain_timeout + 2)
-        self.stats.store_closed = self._writer.stop(timeout=self.config.lock_timeout + 1)
-        self.stats.commits = self._writer.commits
-        self.stats.unverified_not_recorded = self._writer.budget.refused
+            thread.join(timeout=self.config.drain_timeout + self.config.lock_timeout + 3)
+        if thread is not None and thread.is_alive():
+            self._link.kill()
+            self.stats.store_closed = False
+        self.stats.commits = self._link.commits
+        self.stats.unverified_not_recorded = self._link.not_recorded
         return self.stats
 
     def hurry(self) -> None:
@@ -258,6 +266,7 @@ class Listener:
         )
         self._server = server
         loop = asyncio.get_running_loop()
+        self._link.attach(loop)
         # Errors asyncio would log (with a traceback, to stderr, which may be a
         # paused terminal) are counted instead: the connection is gone either way.
         loop.set_exception_handler(self._loop_error)
@@ -267,6 +276,7 @@ class Listener:
             )
         except OSError as exc:
             self._bind_error = exc
+            self._link.kill()
             return
         self._port = int(aserver.sockets[0].getsockname()[1])
         self._bound.set()
@@ -283,6 +293,7 @@ class Listener:
             self.stats.aborted_at_shutdown = len(server.busy)
             server.abort_all()
             await asyncio.sleep(0.05)  # let the cancelled handlers unwind
+            self.stats.store_closed = await self._link.close(cfg.lock_timeout + 1)
         finally:
             watchdog.cancel()
             self.stats.refused_connections = server.refused
@@ -293,13 +304,6 @@ class Listener:
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         self.stats.loop_errors += 1
         self.stats.last_loop_error = str(context.get("exception") or context.get("message"))[:200]
-
-    def _finished(self, batch: list[Job]) -> None:
-        """Writer thread: wake the requests of a committed batch (one wake-up)."""
-        loop = self._loop
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody waits
-                loop.call_soon_threadsafe(_wake, batch)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         from aiohttp import web
@@ -368,20 +372,20 @@ class Listener:
         except asyncio.IncompleteReadError as exc:
             line.status, line.error = 400, f"body ended after {len(exc.partial)} of {length} bytes"
             return line.error
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS}
+        # Plain str (aiohttp's header names are a str subclass, which marshal refuses).
+        headers = {
+            str(k): str(v) for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS
+        }
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        job = Job(
-            Delivery(source="listener", body=body, headers=headers, received_at=line.received_at),
-            token=done,
-        )
+        job = Job(body, headers, line.received_at, done)
         del body
-        self._writer.jobs.put(job)
+        self._link.submit(job)
         try:
             async with asyncio.timeout(cfg.ack_timeout):
                 await done
         except TimeoutError:
-            if job.cancel():
+            if self._link.cancel(job):
                 line.error = (
                     f"not stored: the store did not take it within {cfg.ack_timeout:g} s; "
                     "Stripe will retry"
@@ -393,7 +397,7 @@ class Listener:
                 )
             return line.error
         except asyncio.CancelledError:
-            job.cancel()  # the client is gone or we are shutting down: not answered
+            self._link.cancel(job)  # the client is gone or we are shutting down: not answered
             raise
         return _fill(line, job)
 
@@ -404,29 +408,24 @@ class Listener:
             self.on_delivery(line)
 
 
-def _wake(batch: list[Job]) -> None:
-    for job in batch:
-        fut = job.token
-        if isinstance(fut, asyncio.Future) and not fut.done():
-            fut.set_result(None)
-
-
 def _fill(line: DeliveryLine, job: Job) -> str | None:
-    if job.error is not None:
-        line.error = job.error
-        if job.maybe_stored:
+    assert job.outcome is not None
+    event_id, type_, outcome, reason, delivery_id, verified, rejected_before, recorded, error, maybe = (
+        job.outcome
+    )
+    if error is not None:
+        line.error = error
+        if maybe:
             return (
-                "not acknowledged: the commit failed and may or may not have reached the disk; "
-                "Stripe will retry (a stored one is then a duplicate)"
+                "not acknowledged: the commit failed or was cut and may or may not have reached "
+                "the disk; Stripe will retry (a stored one is then a duplicate)"
             )
         return "not stored: the local store failed; Stripe will retry"
-    res = job.result
-    assert res is not None
-    line.status = _status_for(res)
-    line.outcome, line.reason = _answer_as(res)
-    line.event_id, line.type, line.delivery_id = res.event_id, res.type, res.delivery_id
-    line.recorded = job.recorded
-    if not job.recorded:
+    line.status = _status_for(*_answer_as(outcome, reason, rejected_before), verified)
+    line.outcome, line.reason = _answer_as(outcome, reason, rejected_before)
+    line.event_id, line.type, line.delivery_id = event_id, type_, delivery_id
+    line.recorded = recorded
+    if not recorded:
         line.error = "not recorded: the budget for unverified deliveries is used up"
         return line.error
     return None

@@ -1,30 +1,27 @@
-"""The listener's single store writer: group commit, durable before ack.
+"""The listener's store writer: a process of its own, group commit, durable before ack.
 
-Request handlers (on the event loop) never touch the store. They queue a
-`Job`; ONE writer thread owns the only connection, takes whatever jobs are
-queued (up to BATCH_MAX), verifies and applies them through
-`services.replay` and commits them in ONE transaction, which with
-`Store.durable_commits()` returns only after the WAL is fsynced. One sync
-then covers every request of the batch: under load, batches grow by
-themselves (requests queue while the previous sync runs).
+Verifying, applying and committing a delivery is ~0.3 ms of Python and SQLite
+work; the HTTP side is about as much. In one process the two would take
+turns on the GIL (and every socket call of the event loop would wait for the
+writer to let go of it); in two, they use both cores. The event loop side
+(services/listener_link.py) sends a batch of deliveries whenever this
+process is idle: everything that queued while the previous batch was being
+written. This process verifies them, stores and applies them in ONE
+transaction, which with `Store.durable_commits()` returns only after the WAL
+is fsynced, and sends back one outcome per delivery. One sync covers the
+whole batch; under load, batches grow by themselves.
 
-A job is claimed by the writer or cancelled by its request, never both
-(`Job.claim`/`Job.cancel` under a lock): a request that gives up before the
-writer took its job can truthfully answer "not stored".
+Messages are marshal data over a pipe: a batch is a list of
+(body, headers, received_at); an answer is (outcomes, commits, not_recorded).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from stripectl.errors import CommitOutcomeUnknown, StoreError
-from stripectl.redact import redact
-from stripectl.webhooks.delivery import Delivery
+import marshal
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stripectl.services.replay import ReplayOptions
@@ -37,35 +34,21 @@ LOCK_TIMEOUT = 5.0  # seconds a commit waits for another process's write lock
 CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints (each costs two syncs)
 UNVERIFIED_KEEP = 4096  # body bytes kept of a delivery whose signature did not verify
 
-_QUEUED, _CLAIMED, _CANCELLED = 0, 1, 2
-
 
 @dataclass
-class Job:
-    delivery: Delivery
-    token: object = None  # the caller's handle (the request's future)
-    result: EventResult | None = None
-    error: str | None = None
-    # True: the store may hold the delivery although we could not confirm it.
-    maybe_stored: bool = False
-    recorded: bool = True  # False: unverified and over the budget, not written
-    state: int = _QUEUED
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class WriterSettings:
+    db_path: str
+    secrets: list[str]
+    tolerance: int
+    max_body: int
+    durable: bool
+    unverified_per_minute: int
+    lock_timeout: float
 
-    def claim(self) -> bool:
-        with self.lock:
-            if self.state != _QUEUED:
-                return False
-            self.state = _CLAIMED
-            return True
 
-    def cancel(self) -> bool:
-        """True if the writer had not taken the job: it will never be stored."""
-        with self.lock:
-            if self.state != _QUEUED:
-                return False
-            self.state = _CANCELLED
-            return True
+# One delivery's outcome, as sent back: (event_id, type, outcome, reason,
+# delivery_id, verified, rejected_before, recorded, error, maybe_stored).
+Outcome = tuple[Any, ...]
 
 
 class UnverifiedBudget:
@@ -75,13 +58,16 @@ class UnverifiedBudget:
     the disk at the speed of the network."""
 
     def __init__(self, per_minute: int) -> None:
+        import time
+
+        self._clock = time.monotonic
         self.per_minute = per_minute
         self._tokens = float(per_minute)
-        self._at = time.monotonic()
+        self._at = self._clock()
         self.refused = 0  # deliveries not recorded since the start
 
     def take(self, n: int) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         self._tokens = min(self.per_minute, self._tokens + (now - self._at) * self.per_minute / 60)
         self._at = now
         if n > self._tokens:
@@ -91,102 +77,37 @@ class UnverifiedBudget:
         return True
 
 
-class Writer(threading.Thread):
-    """Drains the job queue in batches; one transaction and one sync a batch."""
+class BatchWriter:
+    """Turns a batch of deliveries into outcomes: one transaction, one sync."""
 
-    def __init__(
-        self,
-        db_path: str,
-        options: ReplayOptions,
-        *,
-        finished: Callable[[list[Job]], None],
-        durable: bool = True,
-        unverified_per_minute: int = 4 * 1_048_576,
-        lock_timeout: float = LOCK_TIMEOUT,
-    ) -> None:
-        super().__init__(name="stripectl-listener-writer", daemon=True)
-        self.db_path = db_path
+    def __init__(self, settings: WriterSettings, options: ReplayOptions) -> None:
         self.options = options
-        self.durable = durable
-        self.lock_timeout = lock_timeout
-        # Called on this thread with each batch's jobs once their outcome is known.
-        self.finished = finished
-        self.budget = UnverifiedBudget(unverified_per_minute)
-        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self.ready = threading.Event()
-        self.startup_error: BaseException | None = None
-        self.store: Store | None = None
-        self.commits = 0  # transactions committed (each one sync when durable)
-        self.durability = "not durable (bench only)"
-        self.current = 0  # jobs in the batch being written now (tests watch it)
+        self.budget = UnverifiedBudget(settings.unverified_per_minute)
+        self.commits = 0
 
-    def run(self) -> None:
-        from stripectl.store import open_store
-
-        try:
-            store = open_store(self.db_path)
-            if self.durable:
-                # The engine's own words for it, e.g. "synchronous=FULL".
-                self.durability = store.durable_commits(lock_timeout=self.lock_timeout)
-        except BaseException as exc:
-            self.startup_error = exc
-            self.ready.set()
-            return
-        self.store = store
-        self.ready.set()
-        try:
-            # Checkpoints (copying the WAL into the database) run on a thread of
-            # their own: inline, one would stall every request of the next batch.
-            with store.background_checkpoints(min_interval=CHECKPOINT_EVERY):
-                self._loop(store)
-        finally:
-            store.close()
-
-    def _loop(self, store: Store) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            batch: list[Job] = []
-            stopping = False
-            while True:
-                if job is None:
-                    stopping = True
-                    break
-                if job.claim():
-                    batch.append(job)
-                if len(batch) >= BATCH_MAX:
-                    break
-                try:
-                    job = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self.current = len(batch)
-                self._commit(store, batch)
-                self.current = 0
-            if stopping:
-                return
-
-    def _commit(self, store: Store, batch: list[Job]) -> None:
+    def write(self, store: Store, batch: list[tuple[bytes, dict[str, str], int]]) -> list[Outcome]:
+        from stripectl.redact import redact
         from stripectl.services.replay import inspect_all
+        from stripectl.webhooks.delivery import Delivery
 
+        outcomes: list[Outcome | None] = [None] * len(batch)
         try:
-            inspected = list(inspect_all([j.delivery for j in batch], self.options))
-            stored_jobs, stored = [], []
-            for job, ins in zip(batch, inspected, strict=True):
+            deliveries = [
+                Delivery(source="listener", body=b, headers=h, received_at=t) for b, h, t in batch
+            ]
+            inspected = list(inspect_all(deliveries, self.options))
+            positions, stored = [], []
+            for i, ins in enumerate(inspected):
                 if ins.verified or self._within_budget(ins):
-                    stored_jobs.append(job)
+                    positions.append(i)
                     stored.append(ins)
                 else:
-                    job.recorded = False
-                    job.result = _unrecorded_result(ins)
-            self._store(store, stored_jobs, stored)
+                    outcomes[i] = _outcome_of_unrecorded(ins)
+            self._store(store, positions, stored, outcomes)
         except Exception as exc:  # a bug outside the transaction: nothing was written for these
-            for job in batch:
-                if job.result is None and job.error is None:
-                    job.error = redact(f"{type(exc).__name__}: {exc}")
-        self.finished(batch)
+            error = redact(f"{type(exc).__name__}: {exc}")
+            outcomes = [o if o is not None else _failed(error, False) for o in outcomes]
+        return [o if o is not None else _failed("internal: no outcome", False) for o in outcomes]
 
     def _within_budget(self, ins: Inspected) -> bool:
         """Bound what an unverified delivery stores: its headers and the first
@@ -201,53 +122,95 @@ class Writer(threading.Thread):
             ins.note = f"body truncated: kept {keep} of {full} bytes (unverified); {detail}".rstrip("; ")
         return True
 
-    def _store(self, store: Store, jobs: list[Job], inspected: list[Inspected]) -> None:
+    def _store(
+        self, store: Store, positions: list[int], inspected: list[Inspected], outcomes: list[Outcome | None]
+    ) -> None:
+        from stripectl.errors import CommitOutcomeUnknown, StoreError
+        from stripectl.redact import redact
         from stripectl.services.replay import replay_inspected
 
-        if not jobs:
+        if not positions:
             return
         try:
             report = replay_inspected(
-                store, inspected, self.options, chunk_size=len(jobs), report_subscriptions=False
+                store, inspected, self.options, chunk_size=len(inspected), report_subscriptions=False
             )
             self.commits += 1
-            if len(report.events) != len(jobs):
+            if len(report.events) != len(positions):
                 raise RuntimeError("replay returned a result count that does not match its input")
-            for job, result in zip(jobs, report.events, strict=True):
-                job.result = result
+            for i, result in zip(positions, report.events, strict=True):
+                outcomes[i] = _outcome_of(result)
         except StoreError as exc:
-            # The mirror itself failed (locked past LOCK_TIMEOUT, disk full, I/O):
+            # The mirror itself failed (locked past the lock timeout, disk full, I/O):
             # retrying the deliveries one by one would only fail the same way.
             unknown = isinstance(exc, CommitOutcomeUnknown)
-            for job in jobs:
-                job.error = redact(exc.message)
-                job.maybe_stored = unknown
+            for i in positions:
+                outcomes[i] = _failed(redact(exc.message), unknown)
         except Exception as exc:
-            if len(jobs) > 1:
+            if len(positions) > 1:
                 # One poisoned delivery must not fail its neighbours: retry alone.
-                for job, ins in zip(jobs, inspected, strict=True):
-                    self._store(store, [job], [ins])
+                for i, ins in zip(positions, inspected, strict=True):
+                    self._store(store, [i], [ins], outcomes)
                 return
-            jobs[0].error = redact(f"{type(exc).__name__}: {exc}")
-
-    def stop(self, timeout: float) -> bool:
-        """Commit what was queued, then close the store; False if still busy."""
-        self.jobs.put(None)
-        self.join(timeout=timeout)
-        return not self.is_alive()
+            outcomes[positions[0]] = _failed(redact(f"{type(exc).__name__}: {exc}"), False)
 
 
-def _unrecorded_result(ins: Inspected) -> EventResult:
-    from stripectl.services.replay_report import EventResult
+def _outcome_of(r: EventResult) -> Outcome:
+    return (r.event_id, r.type, r.outcome, r.reason, r.delivery_id, r.verified, r.rejected_before,
+            True, None, False)
 
-    return EventResult(
-        ins.source,
-        ins.event_id,
-        ins.type,
-        "rejected",
-        ins.reason,
-        ins.delivery_id,
-        ins.created,
-        ins.verified,
-        "not recorded: the budget for unverified deliveries is used up",
+
+def _outcome_of_unrecorded(ins: Inspected) -> Outcome:
+    return (ins.event_id, ins.type, "rejected", ins.reason, ins.delivery_id, ins.verified, None,
+            False, None, False)
+
+
+def _failed(error: str, maybe_stored: bool) -> Outcome:
+    return (None, None, None, None, None, False, None, True, error, maybe_stored)
+
+
+def writer_main(conn: Connection, settings: WriterSettings) -> None:
+    """The writer process. It obeys its pipe, not signals: Ctrl-C reaches the
+    whole process group, and the listener must drain before this stops. When
+    the listener is gone (EOF), it finishes the batch in hand and exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from stripectl.errors import StripectlError
+    from stripectl.services.replay import ReplayOptions
+    from stripectl.store import open_store
+
+    try:
+        store = open_store(settings.db_path)
+        durability = "not durable (bench only)"
+        if settings.durable:
+            # The engine's own words for it, e.g. "synchronous=FULL".
+            durability = store.durable_commits(lock_timeout=settings.lock_timeout)
+    except StripectlError as exc:
+        conn.send_bytes(marshal.dumps(("error", type(exc).__name__, exc.message, exc.hint)))
+        return
+    except Exception as exc:
+        conn.send_bytes(marshal.dumps(("error", "bug", f"{type(exc).__name__}: {exc}", None)))
+        return
+    options = ReplayOptions(
+        secrets=settings.secrets, tolerance=settings.tolerance, max_body_bytes=settings.max_body
     )
+    writer = BatchWriter(settings, options)
+    conn.send_bytes(marshal.dumps(("ready", durability)))
+    try:
+        # Checkpoints (copying the WAL into the database) run on a thread of
+        # their own: inline, one would stall every request of the next batch.
+        with store.background_checkpoints(min_interval=CHECKPOINT_EVERY):
+            while True:
+                try:
+                    message = conn.recv_bytes()
+                except (EOFError, OSError):
+                    return
+                if not message:
+                    return  # stop
+                outcomes = writer.write(store, marshal.loads(message))
+                try:
+                    conn.send_bytes(marshal.dumps((outcomes, writer.commits, writer.budget.refused)))
+                except OSError:
+                    return
+    finally:
+        store.close()
