@@ -357,6 +357,9 @@ class Listener:
             line.error = "busy: too many bodies being received; not stored; retry later"
             return line.error
         try:
+            if request.headers.get("Expect", "").lower() == "100-continue":
+                # curl sends it for bodies over 1 KB and would wait a second for this.
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return await self._receive_body(request, line, length)
         finally:
             self._memory.release(length)
