@@ -271,7 +271,7 @@ def main() -> None:
         bodies = load_bodies(tmp, 200 + per * len(LEVELS))
         mean = sum(map(len, bodies)) / len(bodies)
         print(f"webhook listen, {per} signed deliveries per level (mean body {mean:.0f} B), "
-              f"one connection each, on {os.cpu_count()} cores")
+              f"one connection each, on {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f})")
         header = (f"{'clients':>7} {'requests':>8} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} "
                   f"{'max ms':>8} {'unanswered':>10} {'non-2xx':>7}")
         print("\ndurable (synchronous=FULL, the default):")
@@ -300,6 +300,7 @@ def main() -> None:
         if seq is not None:
             print(f"fsyncs per ack, 1 client (nothing to group): {seq['syncs']} for {seq['acks']} acks "
                   f"= {seq['per_ack']:.3f}")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         worst = on[-1]
         met = worst["p99_ms"] < 250 and worst["unanswered"] == 0 and worst["per_s"] >= 500
         print(f"\ntarget at 128 clients: p99 {worst['p99_ms']:.0f} ms (< 250), unanswered "

@@ -27,6 +27,7 @@ from tests.listen_helpers import (
     SECRET,
     customer_event,
     post,
+    process_tree,
     raw_head,
     read_answer,
     rss_peak_mb,
@@ -263,3 +264,25 @@ def test_bad_content_length_is_400_with_either_http_parser(tmp_path: Path, pure_
         err.close()
     assert "Traceback" not in (tmp_path / "listen.err").read_text()
     assert _count_events(tmp_path / "m.db") == 0
+
+
+def test_a_dead_writer_process_is_not_acknowledged_and_exits_6(tmp_path: Path) -> None:
+    with listener(tmp_path) as (proc, port):
+        url = f"http://127.0.0.1:{port}{PATH}"
+        body, headers = signed(customer_event("w1"))
+        assert post(url, body, headers)[0] == 200
+        writers = process_tree(proc.pid)[1:]
+        assert len(writers) == 1
+        os.kill(writers[0], signal.SIGKILL)  # the OOM killer, say
+        time.sleep(0.5)
+        body, headers = signed(customer_event("w2"))
+        try:
+            status, answer = post(url, body, headers, timeout=20)
+        except OSError:
+            status, answer = 0, b""  # the listener may already be on its way out
+        if status:
+            assert status == 500 and json.loads(answer)["error"].startswith("not stored")
+        assert proc.wait(timeout=20) == 6
+    err = (tmp_path / "listen.err").read_text()
+    assert "error: the store process stopped" in err and "Traceback" not in err
+    assert _count_events(tmp_path / "m.db") == 1

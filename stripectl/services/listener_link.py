@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import marshal
-import multiprocessing
 from collections import deque
 from typing import Any
 
 from stripectl import errors
-from stripectl.services.listener_writer import BATCH_MAX, Outcome, WriterSettings, writer_main
+from stripectl.services.listener_writer import BATCH_MAX, Outcome, WriterSettings
 
 _QUEUED, _SENT, _CANCELLED = 0, 1, 2
 STARTUP_TIMEOUT = 120.0  # a fresh interpreter importing stripe, on a loaded machine
@@ -50,26 +49,39 @@ class WriterLink:
     def start(self) -> str:
         """Start the writer process; return its durability setting, or raise
         the StripectlError it could not open the store with."""
-        # spawn, not fork: the parent has threads (a fork would copy their locks).
-        ctx = multiprocessing.get_context("spawn")
-        ours, theirs = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(
-            target=writer_main, args=(theirs, self.settings), name="stripectl-listener-writer", daemon=True
+        import dataclasses
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        # A plain subprocess on one end of a socketpair (multiprocessing's spawn
+        # would add a resource-tracker process and re-import __main__); a session
+        # of its own: Ctrl-C in the terminal is the listener's to handle.
+        ours, theirs = socket.socketpair()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "stripectl.services.listener_writer", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        self._proc.start()
         theirs.close()
-        self._conn = ours
-        if not ours.poll(STARTUP_TIMEOUT):
-            self.kill()
-            raise errors.StoreError("the store process did not start in time")
+        self._conn = Connection(ours.detach())
         try:
-            message = marshal.loads(ours.recv_bytes())
+            self._conn.send_bytes(marshal.dumps(dataclasses.asdict(self.settings)))
+            if not self._conn.poll(STARTUP_TIMEOUT):
+                raise errors.StoreError("the store process did not start in time")
+            message = marshal.loads(self._conn.recv_bytes())
         except (EOFError, OSError) as exc:
             self.kill()
             raise errors.StoreError("the store process exited at start") from exc
+        except errors.StoreError:
+            self.kill()
+            raise
         if message[0] == "ready":
             return str(message[1])
-        self._proc.join(10)
+        self._proc.wait(10)
         _, kind, text, hint = message
         cls = getattr(errors, kind, None)
         if isinstance(cls, type) and issubclass(cls, errors.StripectlError):
@@ -87,6 +99,10 @@ class WriterLink:
         return len(self.in_flight or ())
 
     def submit(self, job: Job) -> None:
+        if self.dead:
+            job.state = _CANCELLED
+            _finish(job, _failed("the store process stopped", maybe_stored=False))
+            return
         self.pending.append(job)
         self._send()
 
@@ -161,18 +177,18 @@ class WriterLink:
         if not self.dead:
             with contextlib.suppress(OSError):
                 self._conn.send_bytes(b"")  # stop
-        while self._proc.is_alive() and loop.time() < deadline:
+        while self._proc.poll() is None and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        if self._proc.is_alive():
+        if self._proc.poll() is None:
             self.kill()
             return False
         self._conn.close()
-        return clean and self._proc.exitcode == 0
+        return clean and self._proc.returncode == 0
 
     def kill(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
-            self._proc.join(5)
+            self._proc.wait(5)
 
 
 def _finish(job: Job, outcome: Outcome) -> None:

@@ -169,12 +169,17 @@ def _failed(error: str, maybe_stored: bool) -> Outcome:
     return (None, None, None, None, None, False, None, True, error, maybe_stored)
 
 
-def writer_main(conn: Connection, settings: WriterSettings) -> None:
-    """The writer process. It obeys its pipe, not signals: Ctrl-C reaches the
-    whole process group, and the listener must drain before this stops. When
-    the listener is gone (EOF), it finishes the batch in hand and exits."""
+def writer_main(conn: Connection) -> None:
+    """The writer process. It obeys its socket, not signals (a service manager
+    may signal every process of the unit; the listener must drain before this
+    stops). When the listener is gone (EOF), it finishes the batch in hand and
+    exits. The first message is its WriterSettings."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        settings = WriterSettings(**marshal.loads(conn.recv_bytes()))
+    except (EOFError, OSError):
+        return
     from stripectl.errors import StripectlError
     from stripectl.services.replay import ReplayOptions
     from stripectl.store import open_store
@@ -214,3 +219,9 @@ def writer_main(conn: Connection, settings: WriterSettings) -> None:
                     return
     finally:
         store.close()
+
+
+if __name__ == "__main__":  # started by services/listener_link.py with its socket's fd
+    import sys
+
+    writer_main(Connection(int(sys.argv[1])))
