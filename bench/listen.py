@@ -165,26 +165,35 @@ def _discard(stream: IO[bytes]) -> None:
         pass
 
 
-def run_levels(tmp: Path, bodies: list[bytes], per_level: int, *, durable: bool,
-               levels: tuple[int, ...] = LEVELS) -> list[dict[str, Any]]:
-    db = tmp / f"levels-{'on' if durable else 'off'}.db"
-    server = Server(db, durable=durable)
-    out = []
+Rows = list[dict[str, Any]]
+
+
+def run_levels(tmp: Path, bodies: list[bytes], per_level: int) -> tuple[Rows, Rows]:
+    """Each level against the durable listener, then against the not-durable one
+    (both running, so each pair sees the same machine load); then SIGTERM both."""
+    db_on, db_off = tmp / "levels-on.db", tmp / "levels-off.db"
+    on_server, off_server = Server(db_on, durable=True), Server(db_off, durable=False)
+    on: Rows = []
+    off: Rows = []
     try:
         secret = _gen.SECRET.encode()
-        asyncio.run(_load(server.port, bodies[:200], 8, secret))  # warm-up
+        for server in (on_server, off_server):
+            asyncio.run(_load(server.port, bodies[:200], 8, secret))  # warm-up
         start = 200
-        for clients in levels:
-            out.append(asyncio.run(_load(server.port, bodies[start:start + per_level], clients, secret)))
+        for clients in LEVELS:
+            part = bodies[start:start + per_level]
+            on.append(asyncio.run(_load(on_server.port, part, clients, secret)))
+            # The same deliveries: the other listener has a mirror of its own.
+            off.append(asyncio.run(_load(off_server.port, part, clients, secret)))
             start += per_level
     finally:
-        out_stop = server.stop()
-        for row in out:
-            row["durable"] = durable
-        if out:
-            out[-1]["sigterm_exit_s"] = out_stop
-        _remove_db(db)
-    return out
+        exit_s = on_server.stop()
+        if on:
+            on[-1]["sigterm_exit_s"] = exit_s
+        off_server.stop()
+        _remove_db(db_on)
+        _remove_db(db_off)
+    return on, off
 
 
 def count_syncs(tmp: Path, bodies: list[bytes], n: int, clients: int) -> dict[str, Any] | None:
@@ -274,15 +283,14 @@ def main() -> None:
               f"one connection each, on {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f})")
         header = (f"{'clients':>7} {'requests':>8} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} "
                   f"{'max ms':>8} {'unanswered':>10} {'non-2xx':>7}")
+        on, off = run_levels(tmp, bodies, per)
         print("\ndurable (synchronous=FULL, the default):")
         print(header)
-        on = run_levels(tmp, bodies, per, durable=True)
         for r in on:
             print(_row(r))
         print(f"SIGTERM to exit after the run: {on[-1]['sigterm_exit_s']:.2f} s")
-        print("\nnot durable (synchronous=NORMAL, as before; bench only):")
+        print("\nnot durable (synchronous=NORMAL, as before; bench only), each level right after:")
         print(header)
-        off = run_levels(tmp, bodies, per, durable=False)
         for r in off:
             print(_row(r))
         print("\ndurability cost (throughput on / off):")
