@@ -103,6 +103,7 @@ def test_slowloris_is_capped_timed_out_and_does_not_hold_sigterm(tmp_path: Path)
                     break
             time.sleep(0.5)
             rss = rss_peak_mb(proc.pid)
+            threads = _status_field(proc.pid, "Threads")
             for s in socks:
                 s.setblocking(True)
                 s.settimeout(15)
@@ -116,6 +117,7 @@ def test_slowloris_is_capped_timed_out_and_does_not_hold_sigterm(tmp_path: Path)
         assert refused + open_ones == 1000
         print(f"slowloris: {refused} refused, {open_ones} timed out, peak RSS {rss:.0f} MB")
         assert rss < SLOWLORIS_RSS_MB, f"{rss:.0f} MB"
+        assert threads < 16  # was a thread per connection (1,003)
         # The listener is intact: a real delivery goes through.
         body, headers = signed(customer_event("sl1"))
         assert post(f"http://127.0.0.1:{port}{PATH}", body, headers)[0] == 200
@@ -179,6 +181,14 @@ def test_bodies_stalled_halfway_keep_memory_bounded(tmp_path: Path) -> None:
     assert conn_rows == 1  # only the real delivery: nothing half-received was stored
 
 
+def _status_field(pid: int, name: str) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(name)
+
+
 def _count_events(db: Path) -> int:
     import sqlite3
 
@@ -210,6 +220,9 @@ def test_a_stdout_nobody_reads_never_blocks_receiving_or_sigterm(tmp_path: Path)
         for w in workers:
             w.join(timeout=120)
         assert statuses.count(200) == 600
+        # Nothing is held open by a blocked log line (was 353 files, 349 threads).
+        assert len(os.listdir(f"/proc/{proc.pid}/fd")) < 40
+        assert _status_field(proc.pid, "Threads") < 16
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     assert _count_events(tmp_path / "m.db") == 600
