@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import marshal
+import socket
+import struct
 from collections import deque
 from typing import Any
 
@@ -44,16 +46,16 @@ class WriterLink:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proc: Any = None
-        self._conn: Any = None
+        self._sock: socket.socket | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
 
     def start(self) -> str:
         """Start the writer process; return its durability setting, or raise
         the StripectlError it could not open the store with."""
         import dataclasses
-        import socket
         import subprocess
         import sys
-        from multiprocessing.connection import Connection
 
         # A plain subprocess on one end of a socketpair (multiprocessing's spawn
         # would add a resource-tracker process and re-import __main__); a session
@@ -67,18 +69,17 @@ class WriterLink:
             start_new_session=True,
         )
         theirs.close()
-        self._conn = Connection(ours.detach())
+        self._sock = ours
         try:
-            self._conn.send_bytes(marshal.dumps(dataclasses.asdict(self.settings)))
-            if not self._conn.poll(STARTUP_TIMEOUT):
-                raise errors.StoreError("the store process did not start in time")
-            message = marshal.loads(self._conn.recv_bytes())
+            ours.sendall(_frame(marshal.dumps(dataclasses.asdict(self.settings))))
+            ours.settimeout(STARTUP_TIMEOUT)
+            message = marshal.loads(_recv_frame(ours))
+        except TimeoutError as exc:
+            self.kill()
+            raise errors.StoreError("the store process did not start in time") from exc
         except (EOFError, OSError) as exc:
             self.kill()
             raise errors.StoreError("the store process exited at start") from exc
-        except errors.StoreError:
-            self.kill()
-            raise
         if message[0] == "ready":
             return str(message[1])
         self._proc.wait(10)
@@ -89,8 +90,13 @@ class WriterLink:
         raise RuntimeError(text)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From here on the socket is the event loop's: frames are read and
+        written without ever blocking it (the writer may be descheduled
+        halfway through a frame on a busy machine)."""
+        assert self._sock is not None
         self._loop = loop
-        loop.add_reader(self._conn.fileno(), self._readable)
+        self._sock.setblocking(False)
+        self._reader = loop.create_task(self._read_frames())
 
     def queued(self) -> int:
         return sum(1 for j in self.pending if j.state == _QUEUED)
@@ -131,18 +137,36 @@ class WriterLink:
                 _finish(job, _failed(f"internal: {exc}", maybe_stored=False))
             return
         self.in_flight = batch
-        try:
-            # The writer is idle, in recv: this returns as fast as it reads.
-            self._conn.send_bytes(message)
-        except OSError:
+        assert self._loop is not None and self._sock is not None
+        self._sender = self._loop.create_task(self._loop.sock_sendall(self._sock, _frame(message)))
+        self._sender.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
             self._died()
 
-    def _readable(self) -> None:
-        try:
-            outcomes, self.commits, self.not_recorded = marshal.loads(self._conn.recv_bytes())
-        except (EOFError, OSError):
-            self._died()
-            return
+    async def _read_frames(self) -> None:
+        assert self._loop is not None and self._sock is not None
+        buf = bytearray()
+        while True:
+            try:
+                data = await self._loop.sock_recv(self._sock, 1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                self._died()
+                return
+            buf += data
+            while len(buf) >= 4:
+                (n,) = struct.unpack("!i", buf[:4])
+                if len(buf) < 4 + n:
+                    break
+                message = bytes(buf[4 : 4 + n])
+                del buf[: 4 + n]
+                self._answered(message)
+
+    def _answered(self, message: bytes) -> None:
+        outcomes, self.commits, self.not_recorded = marshal.loads(message)
         batch, self.in_flight = self.in_flight or [], None
         for job, outcome in zip(batch, outcomes, strict=True):
             _finish(job, outcome)
@@ -151,9 +175,9 @@ class WriterLink:
     def _died(self) -> None:
         """The writer process is gone (killed, crashed): what it had may or may
         not have been committed; what was still queued here was not."""
+        if self.dead:
+            return
         self.dead = True
-        if self._loop is not None:
-            self._loop.remove_reader(self._conn.fileno())
         for job in self.in_flight or []:
             _finish(job, _failed("the store process stopped during the commit", maybe_stored=True))
         self.in_flight = None
@@ -171,24 +195,47 @@ class WriterLink:
         self._stopping = True
         while self.in_flight is not None and not self.dead and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        if self._loop is not None and not self.dead:
-            self._loop.remove_reader(self._conn.fileno())
         clean = self.in_flight is None
-        if not self.dead:
-            with contextlib.suppress(OSError):
-                self._conn.send_bytes(b"")  # stop
+        if self._reader is not None:
+            self._reader.cancel()
+        if not self.dead and self._sock is not None:
+            with contextlib.suppress(OSError, TimeoutError):
+                # An empty frame: stop.
+                await asyncio.wait_for(loop.sock_sendall(self._sock, _frame(b"")), 1.0)
         while self._proc.poll() is None and loop.time() < deadline:
             await asyncio.sleep(0.02)
         if self._proc.poll() is None:
             self.kill()
             return False
-        self._conn.close()
+        if self._sock is not None:
+            self._sock.close()
         return clean and self._proc.returncode == 0
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(5)
+
+
+def _frame(data: bytes) -> bytes:
+    """multiprocessing.connection's framing (what the writer reads with it)."""
+    return struct.pack("!i", len(data)) + data
+
+
+def _recv_frame(sock: socket.socket) -> bytes:
+    (n,) = struct.unpack("!i", _recv_exactly(sock, 4))
+    return _recv_exactly(sock, n)
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = sock.recv(left)
+        if not chunk:
+            raise EOFError("the store process closed its socket")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _finish(job: Job, outcome: Outcome) -> None:
