@@ -252,6 +252,9 @@ class Listener:
             max_connections=cfg.max_connections,
             header_timeout=cfg.header_timeout,
             handler_cancellation=True,  # a dropped client cancels its wait
+            # No SO_KEEPALIVE probes (a syscall per connection): every connection
+            # has a deadline of its own and carries one request.
+            tcp_keepalive=False,
             # aiohttp's own idle timer (also armed at accept in aiohttp >= 3.14).
             keepalive_timeout=cfg.header_timeout,
             lingering_time=2.0,  # reading and dropping the rest of a refused body
