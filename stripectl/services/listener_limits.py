@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -97,7 +97,8 @@ class _Refuse(asyncio.Protocol):
     LINGER = 1.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance.
+        transport = cast(asyncio.Transport, transport)
         transport.write(_REFUSED)
         if transport.can_write_eof():
             transport.write_eof()
