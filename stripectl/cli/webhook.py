@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+)
 from stripectl.cli.line_sink import LineSink
 from stripectl.errors import ConfigError, StoreError, UsageError
 
@@ -18,6 +26,7 @@ if TYPE_CHECKING:
     from stripectl.services.listener import DeliveryLine
 
 webhook_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="webhook",
     help="Receive webhook deliveries. Example: stripectl webhook listen --secret whsec_...",
     no_args_is_help=True,
