@@ -180,7 +180,7 @@ def writer_main(conn: Connection) -> None:
         settings = WriterSettings(**marshal.loads(conn.recv_bytes()))
     except (EOFError, OSError):
         return
-    from stripectl.errors import StripectlError
+    from stripectl.errors import StoreError, StripectlError
     from stripectl.services.replay import ReplayOptions
     from stripectl.store import open_store
 
@@ -188,8 +188,14 @@ def writer_main(conn: Connection) -> None:
         store = open_store(settings.db_path)
         durability = "not durable (bench only)"
         if settings.durable:
+            make_durable = getattr(store, "durable_commits", None)
+            if make_durable is None:  # a store engine that cannot promise it: refuse to ack
+                raise StoreError(
+                    f"the store {settings.db_path} cannot sync each commit to disk",
+                    hint="webhook listen answers 2xx only for deliveries on disk",
+                )
             # The engine's own words for it, e.g. "synchronous=FULL".
-            durability = store.durable_commits(lock_timeout=settings.lock_timeout)
+            durability = make_durable(lock_timeout=settings.lock_timeout)
     except StripectlError as exc:
         conn.send_bytes(marshal.dumps(("error", type(exc).__name__, exc.message, exc.hint)))
         return
