@@ -46,6 +46,15 @@ class TableEvents:
         self.kept.extend(e for e in results if e.outcome in PROBLEMS)
 
 
+def _event_cell(e: dict[str, Any]) -> str:
+    """The event id; for a rejected delivery, the one its body claims, marked."""
+    if e["event_id"]:
+        return str(e["event_id"])
+    if e.get("claimed_event_id"):
+        return f"{e['claimed_event_id']} (claimed, unverified)"
+    return "-"
+
+
 def _when(ts: Any) -> str:
     if not isinstance(ts, int):
         return ""
@@ -80,7 +89,7 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
             # must not be read as rich markup ("[/x]" in an event id raised).
             table.add_row(
                 plain_cell(e["source"]),
-                plain_cell(e["event_id"] or "-"),
+                plain_cell(_event_cell(e)),
                 plain_cell(e["type"] or "-"),
                 Text(e["outcome"], style=_STYLE.get(e["outcome"], "")),
                 plain_cell(reason),
