@@ -29,7 +29,13 @@ def example(resource: str, date: str = "2026") -> dict[str, Any]:
 
 
 def event(
-    type_: str, obj: dict[str, Any], n: int, *, created: int | None = None, livemode: bool = False, **extra: Any
+    type_: str,
+    obj: dict[str, Any],
+    n: int,
+    *,
+    created: int | None = None,
+    livemode: bool = False,
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
         "id": f"evt_legit{n:04d}",
@@ -46,14 +52,27 @@ def event(
 
 
 def replay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str, events: list[dict[str, Any]] | Path,
-    *extra: str, db: str = "m.db",
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    jobs: str,
+    events: list[dict[str, Any]] | Path,
+    *extra: str,
+    db: str = "m.db",
 ) -> tuple[int, dict[str, Any]]:
     if jobs != "1":
         monkeypatch.setattr("stripectl.services.parallel.PARALLEL_MIN_BYTES", 0)
     path = events if isinstance(events, Path) else c.write_jsonl(tmp_path / "in.jsonl", events)
     result = run(
-        "replay-webhook", str(path), "--secret", c.SECRET, "--db", str(tmp_path / db), "--jobs", jobs, "--json", *extra
+        "replay-webhook",
+        str(path),
+        "--secret",
+        c.SECRET,
+        "--db",
+        str(tmp_path / db),
+        "--jobs",
+        jobs,
+        "--json",
+        *extra,
     )
     return result.exit_code, json.loads(result.stdout)
 
@@ -77,7 +96,11 @@ def test_objects_without_an_id_are_ignored_with_no_object_id(
         event("cash_balance.funds_available", example("cash_balance"), 2),
         event("tax.settings.updated", example("tax.settings"), 3),
         event("billing.alert.triggered", example("billing.alert_triggered"), 4),
-        event("entitlements.active_entitlement_summary.updated", example("entitlements.active_entitlement_summary"), 5),
+        event(
+            "entitlements.active_entitlement_summary.updated",
+            example("entitlements.active_entitlement_summary"),
+            5,
+        ),
         event("customer.discount.created", example("discount", "2017"), 6),
         event("invoice.upcoming", upcoming, 7),
     ]
@@ -136,7 +159,9 @@ def _three_d_secure_attempt(ids: tuple[str, str]) -> list[dict[str, Any]]:
 
 
 @JOBS
-@pytest.mark.parametrize("ids", [("evt_a", "evt_b"), ("evt_b", "evt_a")], ids=["action-id-last", "failed-id-last"])
+@pytest.mark.parametrize(
+    "ids", [("evt_a", "evt_b"), ("evt_b", "evt_a")], ids=["action-id-last", "failed-id-last"]
+)
 def test_action_required_does_not_depend_on_event_id_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str, ids: tuple[str, str]
 ) -> None:
@@ -204,8 +229,12 @@ def test_test_mode_events_on_a_live_mirror_are_stored_not_applied_and_exit_0(
     assert query(tmp_path, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == [(3,)]
     # A live event on a test-mode mirror is never legitimate: still a finding.
     code, report = replay(
-        tmp_path, monkeypatch, jobs,
-        c.write_jsonl(tmp_path / "rev.jsonl", [events[1], {**events[0], "id": "evt_live_late", "created": T + 9}]),
+        tmp_path,
+        monkeypatch,
+        jobs,
+        c.write_jsonl(
+            tmp_path / "rev.jsonl", [events[1], {**events[0], "id": "evt_live_late", "created": T + 9}]
+        ),
         db="test.db",
     )
     assert code == 1
@@ -220,8 +249,11 @@ THIN = {
     "created": "2024-09-26T14:13:41.064Z",
     "context": None,
     "reason": None,
-    "related_object": {"id": "mtr_test_61R9Ijk8C5wuULj4lS9YHR1LmNdpSQIAPBd6fDCYn", "type": "billing.meter",
-                       "url": "/v1/billing/meters/mtr_test_61R9Ijk8C5wuULj4lS9YHR1LmNdpSQIAPBd6fDCYn"},
+    "related_object": {
+        "id": "mtr_test_61R9Ijk8C5wuULj4lS9YHR1LmNdpSQIAPBd6fDCYn",
+        "type": "billing.meter",
+        "url": "/v1/billing/meters/mtr_test_61R9Ijk8C5wuULj4lS9YHR1LmNdpSQIAPBd6fDCYn",
+    },
 }
 
 
@@ -261,7 +293,8 @@ def test_a_rejected_delivery_is_rejected_again_on_every_run(
         assert bad["event_id"] is None and bad["claimed_event_id"] == good["id"] and not bad["verified"]
         assert ("already stored" in bad["note"]) == (attempt > 0)
     assert query(tmp_path, "SELECT outcome, count(*) FROM events GROUP BY outcome ORDER BY 1") == [
-        ("applied", 1), ("rejected", 1)
+        ("applied", 1),
+        ("rejected", 1),
     ]
 
 
@@ -272,3 +305,49 @@ def test_the_table_shows_a_rejected_delivery_s_claimed_id(tmp_path: Path) -> Non
     result = run("replay-webhook", str(path), "--secret", c.SECRET, "--db", str(tmp_path / "m.db"))
     assert result.exit_code == 1
     assert "evt_legit0001" in result.stdout and "claimed" in result.stdout and "unverified" in result.stdout
+
+
+@pytest.mark.parametrize("paid", [False, True])
+def test_a_three_d_secure_attempt_in_every_order_and_chunking_gives_one_answer(
+    tmp_path: Path, paid: bool
+) -> None:
+    """All orders of (subscription, payment_failed, payment_action_required
+    [, invoice.paid]), both event-id orders, one chunk or one delivery a chunk."""
+    import itertools
+
+    from stripectl.services.replay import ReplayOptions
+    from stripectl.services.replay import replay as replay_service
+    from stripectl.store import open_store
+    from stripectl.webhooks.delivery import Delivery
+
+    answers = set()
+    for ids in (("evt_a", "evt_b"), ("evt_b", "evt_a")):
+        events = _three_d_secure_attempt(ids)
+        if paid:
+            inv = copy.deepcopy(events[1]["data"]["object"])
+            inv.update(status="paid", amount_paid=inv["amount_due"])
+            events.append(event("invoice.paid", inv, 9, created=T + 60))
+        for n, order in enumerate(itertools.permutations(events)):
+            for chunk in (1, 100):
+                store = open_store(str(tmp_path / f"{ids[0]}-{n}-{chunk}.db"))
+                try:
+                    deliveries = [
+                        Delivery(
+                            source="t",
+                            body=env["body"].encode(),
+                            headers=env["headers"],
+                            received_at=env["received_at"],
+                        )
+                        for env in map(c.signed, order)
+                    ]
+                    replay_service(store, deliveries, ReplayOptions(secrets=[c.SECRET]), chunk_size=chunk)
+                    answers.add(
+                        tuple(
+                            store.conn.execute(
+                                "SELECT status, action_required, last_failure_at FROM invoices"
+                            ).fetchall()
+                        )
+                    )
+                finally:
+                    store.close()
+    assert answers == {(("paid", 0, T + 5),)} if paid else {(("open", 1, T + 5),)}

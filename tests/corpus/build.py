@@ -88,7 +88,9 @@ def api_version_at(openapi: Path, node: Path, commit: str) -> tuple[str, str]:
     """(the API version fixtures3 was rendered with, where it was read)."""
     try:
         spec = git(openapi, "show", f"{commit}:openapi/spec3.json")
-        return json.loads(spec)["info"]["version"], f"stripe/openapi@{commit[:10]}:openapi/spec3.json info.version"
+        return json.loads(spec)["info"][
+            "version"
+        ], f"stripe/openapi@{commit[:10]}:openapi/spec3.json info.version"
     except subprocess.CalledProcessError:
         pass  # the spec's blob is not in the snapshot (too large): ask stripe-node
     date = git(openapi, "log", "-1", "--format=%cI", commit).decode().strip()
@@ -132,7 +134,8 @@ def djstripe_events(djstripe: Path) -> list[dict[str, Any]]:
     archive = git(djstripe, "archive", "--format=tar", DJSTRIPE_COMMIT, "tests/__init__.py", "tests/fixtures")
     found: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        tarfile.open(fileobj=BytesIO(archive)).extractall(tmp, filter="data")
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
         root = Path(tmp) / "tests"
         for path in sorted((root / "fixtures").glob("event_*.json")):
             found.append({"name": f"tests/fixtures/{path.name}", "event": json.loads(path.read_text())})
@@ -170,7 +173,9 @@ def djstripe_events(djstripe: Path) -> list[dict[str, Any]]:
         for name in sorted(vars(module)):
             value = getattr(module, name)
             if name.startswith("FAKE_EVENT") and isinstance(value, dict) and value.get("object") == "event":
-                found.append({"name": f"tests/__init__.py:{name}", "event": json.loads(json.dumps(value, default=str))})
+                found.append(
+                    {"name": f"tests/__init__.py:{name}", "event": json.loads(json.dumps(value, default=str))}
+                )
     # The JSON files and the module hold some of the same events: keep one.
     unique: dict[str, dict[str, Any]] = {}
     for item in found:
@@ -186,7 +191,9 @@ def write_gz(path: Path, value: Any) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--openapi", type=Path, required=True)
     parser.add_argument("--node", type=Path, required=True)
     parser.add_argument("--djstripe", type=Path, required=True)
@@ -203,7 +210,11 @@ def main() -> None:
                     "path": NODE_EVENTS,
                     "types": node_map,
                 },
-                "stripe-python": {"package": f"stripe=={py_version}", "path": "stripe/_event.py", "types": py_types},
+                "stripe-python": {
+                    "package": f"stripe=={py_version}",
+                    "path": "stripe/_event.py",
+                    "types": py_types,
+                },
             },
             indent=1,
             sort_keys=True,
@@ -211,10 +222,18 @@ def main() -> None:
         + "\n"
     )
     wanted = {resource_name(t) for t in node_map.values()} | {
-        "card", "bank_account", "source", "external_account", "discount", "deleted_discount",
+        "card",
+        "bank_account",
+        "source",
+        "external_account",
+        "discount",
+        "deleted_discount",
     }
     write_gz(HERE / "openapi_fixtures.json.gz", openapi_snapshots(args.openapi, args.node, wanted))
-    write_gz(HERE / "djstripe_events.json.gz", {"commit": DJSTRIPE_COMMIT, "events": djstripe_events(args.djstripe)})
+    write_gz(
+        HERE / "djstripe_events.json.gz",
+        {"commit": DJSTRIPE_COMMIT, "events": djstripe_events(args.djstripe)},
+    )
 
 
 if __name__ == "__main__":
