@@ -351,3 +351,35 @@ def test_a_three_d_secure_attempt_in_every_order_and_chunking_gives_one_answer(
                 finally:
                     store.close()
     assert answers == {(("paid", 0, T + 5),)} if paid else {(("open", 1, T + 5),)}
+
+
+def test_the_readme_example_run_twice_fails_twice_on_its_tampered_delivery(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples" / "deliveries"
+    secret = "whsec_stripectl_example_0000000000000000"
+    summaries = []
+    for _ in range(2):
+        result = run(
+            "replay-webhook", str(examples), "--secret", secret, "--db", str(tmp_path / "m.db"), "--json"
+        )
+        assert result.exit_code == 1
+        summaries.append(json.loads(result.stdout)["summary"])
+    assert summaries[0]["rejected"] == summaries[1]["rejected"] == 1
+    assert summaries[1]["duplicate"] == summaries[1]["total"] - 1
+
+
+@JOBS
+@pytest.mark.parametrize(
+    "settle", [("invoice.voided", "void"), ("invoice.marked_uncollectible", "uncollectible")]
+)
+def test_a_voided_or_uncollectible_invoice_leaves_dunning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str, settle: tuple[str, str]
+) -> None:
+    events = _three_d_secure_attempt(("evt_a", "evt_b"))
+    inv = copy.deepcopy(events[1]["data"]["object"])
+    inv.update(status=settle[1], next_payment_attempt=None)
+    events.append(event(settle[0], inv, 9, created=T + 60))
+    code, report = replay(tmp_path, monkeypatch, jobs, events[:3], db="before.db")
+    assert code == 0 and report["subscriptions"][0]["dunning"] is not None
+    code, report = replay(tmp_path, monkeypatch, jobs, c.write_jsonl(tmp_path / "all.jsonl", events))
+    assert code == 0 and report["subscriptions"][0]["dunning"] is None
+    assert query(tmp_path, "SELECT status, action_required FROM invoices") == [(settle[1], 0)]

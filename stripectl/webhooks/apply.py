@@ -137,7 +137,6 @@ def _status_since(
 
 ACTION_REQUIRED = "invoice.payment_action_required"
 SETTLED = frozenset({"paid", "void", "uncollectible"})
-PAID = frozenset({"invoice.paid", "invoice.payment_succeeded"})
 
 
 def _same_open_attempt(row: dict[str, Any], stored: dict[str, Any] | None) -> bool:
@@ -155,13 +154,12 @@ def _action_required(ins: Inspected, row: dict[str, Any], stored: dict[str, Any]
     invoice.payment_action_required, often in the same second: whichever
     the ordering rule puts last, the attempt needs the customer. So the flag
     is kept across events of the same unsettled attempt (same attempt_count)
-    and cleared by a payment, a settled invoice or a later attempt; _refine_from_stale
-    sets it when the action_required event is the older one. Either way the
-    result does not depend on event ids or delivery order."""
+    and cleared by a settled invoice (a payment makes it `paid`) or a later
+    attempt; _refine_from_stale sets it when the action_required event is
+    the older one. Either way the result does not depend on event ids or
+    delivery order."""
     if ins.type == ACTION_REQUIRED:
         return int(row.get("status") not in SETTLED)
-    if ins.type in PAID:
-        return 0
     if stored is not None and stored.get("action_required") and _same_open_attempt(row, stored):
         return 1
     return 0
@@ -191,7 +189,6 @@ def _refine_from_stale(
         if (
             ins.type == ACTION_REQUIRED
             and not stored.get("action_required")
-            and stored.get("last_event_type") not in PAID  # paid since: nothing to authenticate
             and _same_open_attempt(ins.row or {}, stored)
         ):
             changes["action_required"] = 1
