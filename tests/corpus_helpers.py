@@ -3,8 +3,9 @@
 Every event type stripe-node's Events types list is paired with the example
 object fixtures3.json holds for the object type that list names, at each
 stripe/openapi snapshot where that object exists. The only change made to an
-example object: `invoice.upcoming` carries no `id`, as Stripe sends it (the
-upcoming invoice is a preview; dj-stripe's captured one has none either).
+example object: `invoice.upcoming` carries no `id`, as Stripe sends it
+(stripe-node's Events.ts: "The received `Invoice` object will not have an
+invoice ID"; dj-stripe's captured one has none either).
 """
 
 from __future__ import annotations

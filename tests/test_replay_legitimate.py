@@ -276,6 +276,19 @@ def test_thin_events_are_verified_stored_and_not_applied(
 
 
 @JOBS
+def test_a_thin_version_of_a_snapshot_event_is_a_thin_event_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
+) -> None:
+    # Stripe's thin twins of snapshot events (`v1.customer.created`) name the snapshot
+    # event; a capture that lost `object` is still recognised by its v1. type and no data.
+    thin = {**THIN, "id": "evt_thin_twin", "type": "v1.customer.created", "snapshot_event": "evt_1Snap"}
+    bare = {k: v for k, v in {**thin, "id": "evt_thin_bare"}.items() if k != "object"}
+    code, report = replay(tmp_path, monkeypatch, jobs, [thin, bare])
+    assert code == 0
+    assert [(e["outcome"], e["reason"]) for e in report["events"]] == [("ignored", "thin_event")] * 2
+
+
+@JOBS
 def test_a_rejected_delivery_is_rejected_again_on_every_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
 ) -> None:

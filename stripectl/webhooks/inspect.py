@@ -218,7 +218,9 @@ def inspect(
         return result.reject("malformed", problem)
     if not result.event_id or not result.type:
         return result.reject("malformed", "event without id or type")
-    if event.get("object") == "v2.core.event":
+    if event.get("object") == "v2.core.event" or (
+        result.type.startswith(("v1.", "v2.")) and not isinstance(event.get("data"), dict)
+    ):
         return _thin(result, event)
     created = event.get("created")
     if not isinstance(created, int) or isinstance(created, bool):
