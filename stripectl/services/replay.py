@@ -272,10 +272,9 @@ class _Run:
                 res.note = _claim_note(ins.claimed_id, "already stored: this delivery was rejected before")
                 continue
             if ins.delivery_id in seen_deliveries or (
-                # A delivery rejected earlier is checked again (the operator may now
-                # pass the right secret); rejected again for the same reason, it
-                # is a plain duplicate and nothing changes.
-                prior is not None and (prior[0] != "rejected" or prior[1] == ins.reason)
+                # A delivery rejected earlier that passes now (the operator may now
+                # pass the right secret) is checked again below, not a duplicate.
+                prior is not None and prior[0] != "rejected"
             ):
                 res.outcome, res.reason = "duplicate", "delivery already stored"
                 first = first_in_chunk.get(ins.delivery_id)
