@@ -313,7 +313,9 @@ class _Run:
                     # Legitimate on a live Connect endpoint (accounts connected in
                     # both modes): stored, reported, never applied, no failure.
                     seen_events.add(event_id)
-                    res.outcome, res.reason = "ignored", "test_mode_event"
+                    # (A thin event keeps its own reason: it is never applied anyway.)
+                    res.outcome = "ignored"
+                    res.reason = "thin_event" if ins.ignore == "thin_event" else "test_mode_event"
                     res.note = "test-mode event on a live-mode mirror: not applied"
                 else:
                     res.outcome, res.reason = "rejected", "livemode_mismatch"
