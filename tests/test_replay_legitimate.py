@@ -396,3 +396,12 @@ def test_a_voided_or_uncollectible_invoice_leaves_dunning(
     code, report = replay(tmp_path, monkeypatch, jobs, c.write_jsonl(tmp_path / "all.jsonl", events))
     assert code == 0 and report["subscriptions"][0]["dunning"] is None
     assert query(tmp_path, "SELECT status, action_required FROM invoices") == [(settle[1], 0)]
+
+
+def test_the_readme_names_every_rejection_and_ignored_reason() -> None:
+    from stripectl.webhooks.inspect import IGNORED, REASONS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("Rejection reasons:") - 2000 : readme.index("Nothing is lost:")]
+    missing = [r for r in [*REASONS, *IGNORED, "test_mode_event"] if f"`{r}`" not in section]
+    assert missing == []
