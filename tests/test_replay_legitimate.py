@@ -281,11 +281,21 @@ def test_a_thin_version_of_a_snapshot_event_is_a_thin_event_too(
 ) -> None:
     # Stripe's thin twins of snapshot events (`v1.customer.created`) name the snapshot
     # event; a capture that lost `object` is still recognised by its v1. type and no data.
+    import time
+
     thin = {**THIN, "id": "evt_thin_twin", "type": "v1.customer.created", "snapshot_event": "evt_1Snap"}
     bare = {k: v for k, v in {**thin, "id": "evt_thin_bare"}.items() if k != "object"}
-    code, report = replay(tmp_path, monkeypatch, jobs, [thin, bare])
+    bare["created"] = "2024-09-26T14:13:41"  # no offset: UTC, whatever the machine's zone
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        code, report = replay(tmp_path, monkeypatch, jobs, [thin, bare])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
     assert code == 0
     assert [(e["outcome"], e["reason"]) for e in report["events"]] == [("ignored", "thin_event")] * 2
+    assert [e["created"] for e in report["events"]] == [1727360021, 1727360021]
 
 
 @JOBS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _esc
 from operator import attrgetter
 from typing import Any
@@ -278,7 +278,10 @@ def _thin(result: Inspected, event: dict[str, Any]) -> Inspected:
     created = event.get("created")
     if isinstance(created, str):
         try:
-            result.created = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
+            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+            # Stripe writes UTC ("...Z"); a time without an offset is read as UTC
+            # too, never as this machine's local time.
+            result.created = int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
         except (ValueError, OverflowError, OSError):
             result.created = None
     related = event.get("related_object")
