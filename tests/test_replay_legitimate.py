@@ -167,7 +167,8 @@ def test_a_three_d_secure_attempt_in_every_order_and_chunking_gives_one_answer(
                     )
                 finally:
                     store.close()
-    assert answers == {(("paid", 0, T + 5),)} if paid else {(("open", 1, T + 5),)}
+    expected = ("paid", 0, T + 5) if paid else ("open", 1, T + 5)
+    assert answers == {(expected,)}
 
 
 @JOBS
