@@ -55,6 +55,11 @@ def _event_cell(e: dict[str, Any]) -> str:
     return "-"
 
 
+def _without_claim(note: str, claimed: str) -> str:
+    claim = f"claims event {claimed} (unverified)"
+    return note.replace(f"; {claim}", "").replace(claim, "")
+
+
 def _when(ts: Any) -> str:
     if not isinstance(ts, int):
         return ""
@@ -81,8 +86,12 @@ def render_replay(ctx: Ctx, report: dict[str, Any], events_mode: str) -> None:
             table.add_column(col, overflow="fold")
         for e in shown:
             reason = e["reason"] or ""
-            if e.get("note"):
-                reason = f"{reason} ({e['note']})" if reason else e["note"]
+            note = e.get("note")
+            if note and e.get("claimed_event_id"):
+                # The event column shows the claimed id already.
+                note = _without_claim(note, e["claimed_event_id"])
+            if note:
+                reason = f"{reason} ({note})" if reason else note
             if not e["verified"] and e["outcome"] != "rejected":
                 reason = f"UNVERIFIED {reason}".strip()
             # Text, never str: sources, ids and notes come from the input and
