@@ -1,7 +1,8 @@
 """`sync`: bring the mirror's subscriptions up to Stripe's state.
 
-Full sync lists every subscription (`status=all`, one transaction per page of
-100, so a killed sync keeps what it committed) and upserts each as a
+Full sync lists every subscription (`status=all`, in concurrent `created`
+windows paced by one limiter; one transaction per page of 100, so a killed
+sync keeps what it committed) and upserts each as a
 snapshot taken when the listing started: newest wins, so a webhook applied
 while the listing ran is never rolled back. Incremental sync (`since`) pulls
 events from the Events API instead (services/events_pull.py), falling back to
@@ -39,6 +40,7 @@ class SyncReport:
     notes: list[str] = field(default_factory=list)
     events: dict[str, Any] | None = None
     ok: bool = True  # False when an incremental pull rejected or flagged events
+    requests: int = 0  # list requests of a full sync
 
     @property
     def total(self) -> int:
@@ -49,6 +51,7 @@ class SyncReport:
             "mode": self.mode,
             "listing_started_at": self.listing_started_at,
             "summary": {**self.counts, "total": self.total},
+            "requests": self.requests,
             "examples": self.ids,
             "notes": self.notes,
             "events": self.events,
@@ -64,11 +67,14 @@ def full_sync(
 ) -> SyncReport:
     # Raw pages, not the SDK's auto_paging_iter: building StripeObjects costs
     # ~1.6 ms per subscription, 6x the rest of the sync (bench/reconcile.py).
-    from stripectl.gateway.subscriptions import iter_subscription_pages
+    # Concurrent `created` windows, paced by the gateway's limiter.
+    from stripectl.gateway.subscriptions import list_subscription_pages
+    from stripectl.gateway.windows import ListingStats
 
     started = int(clock())
     report = SyncReport(mode="full", listing_started_at=started)
-    for page in iter_subscription_pages(gateway, status="all"):
+    stats = ListingStats()
+    for page in list_subscription_pages(gateway, upper=started, status="all", stats=stats):
         rows = [subscription_row(sub) for sub in page]
         with store.transaction():
             outcome = apply_subscription_snapshots(
@@ -88,6 +94,7 @@ def full_sync(
             # The mirror's mode, as replay records it (services/mirror_view.py).
             store.meta_set("livemode", "1" if gateway.livemode else "0")
     report.ids = {k: v for k, v in report.ids.items() if v and k != "unchanged"}
+    report.requests = stats.requests
     return report
 
 

@@ -1,0 +1,179 @@
+"""One client-side rate limiter per process, where every Stripe request passes.
+
+`PacedRequestsClient` is stripe-python's own `RequestsClient` (handed to
+`StripeClient(http_client=...)`, the SDK's public extension point) with two
+additions in `request()`, which the SDK calls once per attempt, its own
+network retries included:
+
+- before each attempt it takes a slot from the shared `RateLimiter`;
+- a 429 is waited out and sent again here (the SDK itself retries a 429 only
+  when Stripe sends `Stripe-Should-Retry: true`, and never honours
+  `Retry-After`): `Stripe-Should-Retry: false` is returned at once, a
+  `Retry-After` is waited as asked, otherwise exponential backoff with jitter.
+  Every thread pauses with it, and the pace drops by a quarter, recovering
+  slowly, so a `--max-rps` above the account's real limit settles below it.
+
+The limiter spaces request starts at least `1.02 / rate` seconds apart (a
+token bucket with a burst of 1): no 1-second window, on our clock or on a
+server's that sees our requests up to 20 ms late or early, holds more than
+`rate` requests. Connection errors, 409 and 5xx stay with the SDK's retries
+(`max_network_retries`, which honour `Stripe-Should-Retry`).
+
+Stripe's limits (https://docs.stripe.com/rate-limits, checked 2026-12): 100
+requests/s in live mode, 25 in a sandbox / test mode, and individual API
+endpoints default to 25 requests/s. A listing reads one endpoint, so the safe
+default is 20 requests/s in either mode (80% of the per-endpoint limit, room
+for the account's other traffic); raise `--max-rps` where Stripe raised the
+account's limits.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import stripe
+
+DEFAULT_MAX_RPS = {"test": 20.0, "live": 20.0}
+SPACING_MARGIN = 1.02  # 2% slower than the nominal rate: clock / arrival jitter
+MAX_429_RETRIES = 8
+BACKOFF_START = 0.5
+BACKOFF_CAP = 16.0
+_RECOVER_AFTER = 50  # successes at the reduced pace before stepping it back up
+
+
+class RateLimiter:
+    """Thread-safe pacing of request starts: at most `rate` in any second."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.max_rate = float(rate)
+        self.rate = float(rate)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0  # earliest start of the next request
+        self._paused_until = 0.0
+        self._good = 0
+        self.acquired = 0
+        self.throttled = 0  # 429s seen
+
+    @property
+    def interval(self) -> float:
+        return SPACING_MARGIN / self.rate
+
+    def acquire(self) -> None:
+        """Block until this thread may start a request; reserve its slot."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next, self._paused_until)
+            self._next = start + self.interval
+            self.acquired += 1
+        wait = start - now
+        if wait > 0:
+            self._sleep(wait)
+
+    def throttled_for(self, seconds: float) -> None:
+        """A 429: every thread waits `seconds`, and the pace drops by a quarter."""
+        with self._lock:
+            self.throttled += 1
+            self._good = 0
+            self.rate = max(1.0, self.rate * 0.75)
+            until = self._clock() + seconds
+            self._paused_until = max(self._paused_until, until)
+            self._next = max(self._next, self._paused_until)
+
+    def succeeded(self) -> None:
+        if self.rate >= self.max_rate:
+            return
+        with self._lock:
+            self._good += 1
+            if self._good >= _RECOVER_AFTER:
+                self._good = 0
+                self.rate = min(self.max_rate, self.rate * 1.1)
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """`Retry-After` in seconds (delta form only; capped), None when absent or unreadable."""
+    raw = _header(headers, "retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return min(max(value, 0.0), 60.0)
+
+
+class PacedRequestsClient(stripe.RequestsClient):
+    """stripe-python's RequestsClient behind a shared limiter, with 429 backoff."""
+
+    name = "requests"
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        *,
+        timeout: float = 80,
+        max_429_retries: int = MAX_429_RETRIES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(timeout=timeout, **kwargs)
+        self.limiter = limiter
+        self.max_429_retries = max_429_retries
+
+    def _paced(self, send: Callable[[], tuple[Any, int, Mapping[str, str]]]) -> Any:
+        attempt = 0
+        while True:
+            self.limiter.acquire()
+            content, status, headers = send()
+            if status != 429:
+                self.limiter.succeeded()
+                return content, status, headers
+            if _header(headers, "stripe-should-retry") == "false":
+                return content, status, headers  # Stripe says retrying would not help
+            if attempt >= self.max_429_retries:
+                return content, status, headers  # -> stripe.RateLimitError, exit 4
+            attempt += 1
+            wait = retry_after_seconds(headers)
+            if wait is None:
+                wait = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
+                wait *= 0.5 + random.random() / 2
+            self.limiter.throttled_for(wait)
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        send = super().request
+        result: tuple[bytes, int, Mapping[str, str]] = self._paced(
+            lambda: send(method, url, headers, post_data)
+        )
+        return result
+
+    def request_stream(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        send = super().request_stream
+        result: tuple[Any, int, Mapping[str, str]] = self._paced(
+            lambda: send(method, url, headers, post_data)
+        )
+        return result
