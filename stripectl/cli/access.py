@@ -11,8 +11,10 @@ from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt,
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
+    ConcurrencyOpt,
     GraceOpt,
     LiveOpt,
+    MaxRpsOpt,
     check_grace,
     gateway_settings,
 )
@@ -76,6 +78,8 @@ def access(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    max_rps: MaxRpsOpt = None,
+    concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -96,7 +100,10 @@ def access(
 
     store = open_store(ctx.db)
     try:
-        gateway = None if offline else open_gateway(store, gateway_settings(api_key, api_base, live))
+        settings = gateway_settings(
+            api_key, api_base, live, max_rps=max_rps, concurrency=concurrency
+        )
+        gateway = None if offline else open_gateway(store, settings)
         report = check_access(store, gateway, subject, grace=grace, max_age=age_limit)
     finally:
         store.close()

@@ -15,7 +15,14 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, gateway_settings
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    ConcurrencyOpt,
+    LiveOpt,
+    MaxRpsOpt,
+    gateway_settings,
+)
 
 events_app = typer.Typer(
     name="events",
@@ -72,6 +79,8 @@ def pull(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    max_rps: MaxRpsOpt = None,
+    concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -86,7 +95,9 @@ def pull(
 
     store = open_store(ctx.db)
     try:
-        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, gateway_settings(
+            api_key, api_base, live, max_rps=max_rps, concurrency=concurrency
+        ))
         with progress(ctx, "pulling events") as advance:
             report = pull_events(
                 store,

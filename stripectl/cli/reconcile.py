@@ -20,8 +20,10 @@ from stripectl.cli.common import (
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
+    ConcurrencyOpt,
     GraceOpt,
     LiveOpt,
+    MaxRpsOpt,
     check_grace,
     gateway_settings,
 )
@@ -121,6 +123,8 @@ def reconcile(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    max_rps: MaxRpsOpt = None,
+    concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -149,7 +153,9 @@ def reconcile(
         from stripectl.services.reconcile import ReconcileOptions
         from stripectl.services.reconcile import reconcile as run
 
-        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, gateway_settings(
+            api_key, api_base, live, max_rps=max_rps, concurrency=concurrency
+        ))
         wants_junit = fmt == "junit" or any(f == "junit" for f, _ in reports)
         options = ReconcileOptions(
             grace=grace, ignore=ignored, fix=fix, apply=fix and yes, collect_in_sync=wants_junit

@@ -16,7 +16,14 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, gateway_settings
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    ConcurrencyOpt,
+    LiveOpt,
+    MaxRpsOpt,
+    gateway_settings,
+)
 
 HELP = f"""Pull every subscription from Stripe into the SQLite mirror.
 
@@ -60,6 +67,8 @@ def sync(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    max_rps: MaxRpsOpt = None,
+    concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -76,7 +85,9 @@ def sync(
 
     store = open_store(ctx.db)
     try:
-        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, gateway_settings(
+            api_key, api_base, live, max_rps=max_rps, concurrency=concurrency
+        ))
         with progress(ctx, "syncing subscriptions") as advance:
             if since is None:
                 report = full_sync(store, gateway, progress=advance)

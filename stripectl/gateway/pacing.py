@@ -13,9 +13,9 @@ network retries included:
   Every thread pauses with it, and the pace drops by a quarter, recovering
   slowly, so a `--max-rps` above the account's real limit settles below it.
 
-The limiter spaces request starts at least `1.02 / rate` seconds apart (a
+The limiter spaces request starts at least `1.05 / rate` seconds apart (a
 token bucket with a burst of 1): no 1-second window, on our clock or on a
-server's that sees our requests up to 20 ms late or early, holds more than
+server's that sees our requests up to 50 ms late or early, holds more than
 `rate` requests. Connection errors, 409 and 5xx stay with the SDK's retries
 (`max_network_retries`, which honour `Stripe-Should-Retry`).
 
@@ -38,11 +38,11 @@ from typing import Any
 import stripe
 
 DEFAULT_MAX_RPS = {"test": 20.0, "live": 20.0}
-SPACING_MARGIN = 1.02  # 2% slower than the nominal rate: clock / arrival jitter
+SPACING_MARGIN = 1.05  # 5% slower than the nominal rate: clock / arrival jitter
 MAX_429_RETRIES = 8
 BACKOFF_START = 0.5
 BACKOFF_CAP = 16.0
-_RECOVER_AFTER = 50  # successes at the reduced pace before stepping it back up
+_RECOVER_AFTER = 2.0  # seconds without a 429 before the pace steps back up
 
 
 class RateLimiter:
@@ -64,7 +64,8 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next = 0.0  # earliest start of the next request
         self._paused_until = 0.0
-        self._good = 0
+        self._last_cut = float("-inf")  # the last 429 that slowed the pace
+        self._last_step = float("-inf")  # the last change of pace
         self.acquired = 0
         self.throttled = 0  # 429s seen
 
@@ -84,23 +85,27 @@ class RateLimiter:
             self._sleep(wait)
 
     def throttled_for(self, seconds: float) -> None:
-        """A 429: every thread waits `seconds`, and the pace drops by a quarter."""
+        """A 429: every thread waits `seconds`; the pace drops by a quarter, at
+        most once a second (the 429s of one burst are one signal, not many)."""
         with self._lock:
+            now = self._clock()
             self.throttled += 1
-            self._good = 0
-            self.rate = max(1.0, self.rate * 0.75)
-            until = self._clock() + seconds
-            self._paused_until = max(self._paused_until, until)
+            if now - self._last_cut >= 1.0:
+                self.rate = max(1.0, self.rate * 0.75)
+                self._last_cut = now
+            self._last_step = now
+            self._paused_until = max(self._paused_until, now + seconds)
             self._next = max(self._next, self._paused_until)
 
     def succeeded(self) -> None:
+        """Back towards the configured pace: +25% a second after 2 s without a 429."""
         if self.rate >= self.max_rate:
             return
         with self._lock:
-            self._good += 1
-            if self._good >= _RECOVER_AFTER:
-                self._good = 0
-                self.rate = min(self.max_rate, self.rate * 1.1)
+            now = self._clock()
+            if now - self._last_cut >= _RECOVER_AFTER and now - self._last_step >= 1.0:
+                self.rate = min(self.max_rate, self.rate * 1.25)
+                self._last_step = now
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:

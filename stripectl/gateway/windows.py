@@ -24,16 +24,19 @@ whole seconds can be paged at once, each by its own cursor.
   the window restarts at the cursor's second without a cursor and skips the
   ids it already returned for that second.
 
-All scheduling happens in the consuming thread; worker threads only fetch
+All scheduling happens on one thread; worker threads only fetch
 (stripe-python's StripeClient is safe to share between threads; its
-RequestsClient keeps one HTTP session per thread). At most `concurrency`
-pages are fetched or held at once, so memory is bounded by the windows in
-flight, not by N.
+RequestsClient keeps one HTTP session per thread), and pages reach the
+caller through a queue of `concurrency` pages. At most `concurrency` pages
+are being fetched and `2 x concurrency + 1` held at once, so memory is
+bounded by the windows in flight, not by N.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -100,6 +103,60 @@ def list_windows(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every object with created >= lo, page by page (in no global order).
+
+    The windows are scheduled on a thread of their own, which hands pages
+    over through a queue of `concurrency` pages: fetching goes on while the
+    caller stores or compares a page, and stops when the queue is full.
+    """
+    stats = stats if stats is not None else ListingStats()
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, concurrency))
+    stop = threading.Event()
+
+    def hand(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False  # the caller went away
+
+    def produce() -> None:
+        try:
+            for page in _scheduled(fetch, lo=lo, upper=upper, concurrency=concurrency,
+                                   stats=stats, sleep=sleep):
+                if not hand(("page", page)):
+                    return
+            hand(("done", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            hand(("error", exc))
+
+    producer = threading.Thread(target=produce, name="stripectl-windows", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "page":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        producer.join(timeout=5)
+
+
+def _scheduled(
+    fetch: FetchPage,
+    *,
+    lo: int,
+    upper: int,
+    concurrency: int,
+    stats: ListingStats | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[list[dict[str, Any]]]:
+    """The schedule itself (see list_windows): pages as they complete.
 
     Objects of one second arrive in Stripe's order, one window after another.
     The first request, `[upper, +inf)` alone, is a probe: a server that
@@ -200,9 +257,12 @@ def _after_failure(
     w.failures += 1
     if w.failures >= PAGE_ATTEMPTS or (
         isinstance(exc, StripeAPIError) and exc.http_status is not None
-        and 400 <= exc.http_status < 500 and exc.http_status not in (409, 429)
+        and 400 <= exc.http_status < 500 and exc.http_status != 409
     ):
-        raise exc  # a request Stripe refuses is not going to pass on a retry
+        # A request Stripe refuses is not going to pass on a retry; a 429 here
+        # is past the HTTP client's own backoff (gateway/pacing.py) or one
+        # Stripe said not to retry.
+        raise exc
     stats.resumed += 1
     sleep(min(8.0, 0.5 * 2 ** (w.failures - 1)))
     return w
