@@ -218,6 +218,9 @@ _LISTED = "temp.stripectl_listed"
 
 
 def listed_begin(store: Store) -> None:
+    # Its journal in memory: the temp table's file would otherwise get a journal
+    # file created and deleted for every statement (~6 ms a page).
+    store.conn.execute("PRAGMA temp.journal_mode=MEMORY")
     store.conn.execute("CREATE TEMP TABLE IF NOT EXISTS stripectl_listed (id TEXT PRIMARY KEY)")
     store.conn.execute(f"DELETE FROM {_LISTED}")
 
