@@ -272,3 +272,31 @@ def test_since_after_the_cursor_keeps_the_cursor_and_warns_of_the_gap(
     overlap = pull_events(store, gw(url), since=NOW - 3600, types=None, delivery_failed=False,
                           now=NOW)
     assert overlap.warnings == [] and overlap.cursor == {"created": NOW - 60, "id": "evt_g4"}
+
+
+def test_windows_keep_the_oldest_first_order_into_the_mirror(
+    fake: tuple[FakeEvents, str], store: Store
+) -> None:
+    """Pulled in concurrent `created` windows, applied exactly as one sequential
+    listing reversed: oldest first, and within a second in Stripe's order
+    reversed, even when one second holds more than a page."""
+    app, url = fake
+    events: list[dict[str, Any]] = []
+    seconds = [f.T0 + 5] * 130 + [f.T0 + 3 * 3600 + s // 3 for s in range(240)]
+    seconds += [f.T0 + 2 * f.DAY + 60 * s for s in range(90)]
+    for i, created in enumerate(seconds):
+        events.append(f.event("customer.created", f.customer(f"cus_w{i:04d}"),
+                              id=f"evt_w{(i * 7919) % 10007:05d}", created=created))
+    for e in events:
+        app.add(e)
+    gateway = connect(GatewaySettings(api_key=KEY, api_base=url, max_network_retries=0,
+                                      max_rps=1000, concurrency=6))
+
+    report = pull_events(store, gateway, since=f.T0, types=None, delivery_failed=False, now=NOW)
+
+    assert report.fetched == len(events) == report.new
+    sequential = sorted(events, key=lambda e: (e["created"], e["id"]), reverse=True)
+    assert stored_ids(store) == [e["id"] for e in reversed(sequential)]
+    # More than one window was in flight, each asked for whole seconds.
+    lows = {r.query["created"]["gte"] for r in app.list_requests()}
+    assert len(lows) >= 3

@@ -28,6 +28,8 @@ mirror is updated if they differ (newest wins: a newer webhook is kept), and
 the decision is made from the result. past_due follows --grace: `retry`
 grants while the latest invoice has a payment retry scheduled.
 
+Many customers / subscriptions are fetched concurrently, paced by --max-rps.
+
 --offline answers from the mirror only and says how old its data is;
 --max-age refuses (exit 1) an offline grant resting on older data.
 

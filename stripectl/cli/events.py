@@ -38,7 +38,9 @@ replay-webhook, and stored in the inbox as source `api` (trusted: fetched with
 your key, so there is no signature). Event ids already in the inbox are
 skipped. The newest event pulled becomes the cursor: run again without
 --since to continue from it. A run with --type / --delivery-failed keeps its
-own cursor.
+own cursor. Pages are read in concurrent `created` windows paced by --max-rps
+(default 20/s; 429s are backed off); the order they are applied in is the
+same as one sequential listing's.
 
 Examples:
 
@@ -47,6 +49,8 @@ Examples:
   stripectl events pull --since 2026-11-01T00:00Z --type invoice.payment_failed --delivery-failed
 
   stripectl events pull            # continue from the cursor
+
+  stripectl events pull --since 7d --max-rps 80 --concurrency 24   # raised limits
 
 Exit 0 when nothing was rejected or anomalous, else 1. {EXIT_CODES_HELP}
 """

@@ -42,8 +42,10 @@ HELP = f"""Compare the mirror with a fresh listing of every Stripe subscription.
 
 Drift kinds: {KINDS_TEXT}. `access` means the entitlement decision differs
 (--grace policy). A mirror row newer than the listing (a webhook applied while
-it ran) is skipped, not reported. Requests: one per 100 subscriptions. Never
-uses the Search API (it lags). Every run is recorded; --history shows the trend.
+it ran) is skipped, not reported. Requests: one per 100 subscriptions plus
+about one per `created` window, paced by --max-rps (default 20/s; 429s are
+backed off) with --concurrency windows in flight. Never uses the Search API
+(it lags). Every run is recorded; --history shows the trend.
 
 --fix plans repairs of the MIRROR to Stripe's state (it never writes to
 Stripe) and applies them with --yes. A row missing in Stripe's listing is
@@ -66,6 +68,8 @@ Examples:
   stripectl reconcile --fix --yes      # apply it to the mirror
 
   stripectl reconcile --history
+
+  stripectl reconcile --max-rps 10   # leave more of the rate limit to production
 
 Exit 0 no drift, 1 drift found (also when --fix repaired it). {EXIT_CODES_HELP}
 """

@@ -27,7 +27,8 @@ from stripectl.cli.stripe_opts import (
 
 HELP = f"""Pull every subscription from Stripe into the SQLite mirror.
 
-A full sync lists all subscriptions (status=all, 100 per request) and upserts
+A full sync lists all subscriptions (status=all, 100 per request, in
+concurrent `created` windows paced by --max-rps, default 20/s) and upserts
 each as a snapshot taken when the listing started: a mirror row that is newer
 (a webhook applied while the listing ran) is kept, never rolled back. Rows
 that did not change only get their snapshot time moved forward.
@@ -45,6 +46,8 @@ Examples:
   stripectl sync --since cursor     # nightly: incremental from the stored cursor
 
   stripectl sync --json --db mirror.db
+
+  stripectl sync --max-rps 80 --concurrency 24   # live account with raised limits
 
 Exit 0 on success (1 if an incremental sync rejected events). {EXIT_CODES_HELP}
 """
