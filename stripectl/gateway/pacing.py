@@ -13,9 +13,9 @@ network retries included:
   Every thread pauses with it, and the pace drops by a quarter, recovering
   slowly, so a `--max-rps` above the account's real limit settles below it.
 
-The limiter spaces request starts at least `1.05 / rate` seconds apart (a
+The limiter spaces request starts at least `1.08 / rate` seconds apart (a
 token bucket with a burst of 1): no 1-second window, on our clock or on a
-server's that sees our requests up to 50 ms late or early, holds more than
+server's that sees our requests up to 80 ms late or early, holds more than
 `rate` requests. Connection errors, 409 and 5xx stay with the SDK's retries
 (`max_network_retries`, which honour `Stripe-Should-Retry`).
 
@@ -38,7 +38,7 @@ from typing import Any
 import stripe
 
 DEFAULT_MAX_RPS = {"test": 20.0, "live": 20.0}
-SPACING_MARGIN = 1.05  # 5% slower than the nominal rate: clock / arrival jitter
+SPACING_MARGIN = 1.08  # 8% slower than the nominal rate: clock / arrival jitter
 MAX_429_RETRIES = 8
 BACKOFF_START = 0.5
 BACKOFF_CAP = 16.0

@@ -61,6 +61,7 @@ class Window:
     tail_second: int | None = None  # `created` of the oldest object returned so far
     tail_ids: set[str] = field(default_factory=set)  # ids returned at tail_second
     failures: int = 0
+    delay: float = 0.0  # seconds to wait before the next try (after a failure)
     sequential: bool = False  # no `created` filter: the server cannot window
 
 
@@ -180,7 +181,12 @@ def _scheduled(
                 w = pending.popleft()
                 # A sequential listing keeps only a real lower bound (events' --since).
                 gte = (w.lo or None) if w.sequential else w.lo
-                running[pool.submit(fetch, gte, w.hi, w.cursor)] = w
+                if w.delay:
+                    # A retry's backoff is spent on its worker, not here.
+                    running[pool.submit(_later, sleep, w.delay, fetch, gte, w.hi, w.cursor)] = w
+                    w.delay = 0.0
+                else:
+                    running[pool.submit(fetch, gte, w.hi, w.cursor)] = w
                 stats.requests += 1
             if not running:
                 if final_done:
@@ -253,7 +259,8 @@ def _after_failure(
         # second, without a cursor; ids already returned there are skipped.
         stats.restarted += 1
         hi = w.tail_second + 1 if w.hi is None else min(w.hi, w.tail_second + 1)
-        return Window(w.lo, hi, None, w.tail_second, w.tail_ids, w.failures, w.sequential)
+        return Window(w.lo, hi, None, w.tail_second, w.tail_ids, w.failures,
+                      sequential=w.sequential)
     w.failures += 1
     if w.failures >= PAGE_ATTEMPTS or (
         isinstance(exc, StripeAPIError) and exc.http_status is not None
@@ -264,8 +271,16 @@ def _after_failure(
         # Stripe said not to retry.
         raise exc
     stats.resumed += 1
-    sleep(min(8.0, 0.5 * 2 ** (w.failures - 1)))
+    w.delay = min(8.0, 0.5 * 2 ** (w.failures - 1))
     return w
+
+
+def _later(
+    sleep: Callable[[float], None], delay: float, fetch: FetchPage,
+    gte: int | None, lt: int | None, after: str | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    sleep(delay)
+    return fetch(gte, lt, after)
 
 
 def _advance(
