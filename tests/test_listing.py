@@ -264,7 +264,7 @@ def test_limiter_never_starts_more_than_rate_in_any_second() -> None:
             limiter.throttled_for(2.0)  # a 429: everyone waits, then a slower pace
     # Even seen up to 50 ms late or early by a server, no 1 s window holds 26.
     for i, s in enumerate(starts):
-        assert sum(1 for t in starts[i:] if t < s + 1.07) <= 25
+        assert sum(1 for t in starts[i:] if t < s + 1.03) <= 25
     assert starts[121] - starts[120] >= 2.0
     assert limiter.rate == pytest.approx(25 * 0.75)
     assert limiter.throttled == 1
@@ -282,8 +282,8 @@ def test_limiter_is_shared_by_threads() -> None:
     for t in threads:
         t.join()
     assert limiter.acquired == 80
-    # 80 starts 1.08/200 s apart: the last no sooner than 79 intervals after the first.
-    assert time.monotonic() - started >= 79 * 1.08 / 200 * 0.95
+    # 80 starts 1.04/200 s apart: the last no sooner than 79 intervals after the first.
+    assert time.monotonic() - started >= 79 * 1.04 / 200 * 0.95
 
 
 @st.composite

@@ -13,10 +13,10 @@ network retries included:
   Every thread pauses with it, and the pace drops by a quarter, recovering
   slowly, so a `--max-rps` above the account's real limit settles below it.
 
-The limiter spaces request starts at least `1.08 / rate` seconds apart (a
-token bucket with a burst of 1): no 1-second window, on our clock or on a
-server's that sees our requests up to 80 ms late or early, holds more than
-`rate` requests. Connection errors, 409 and 5xx stay with the SDK's retries
+The limiter spaces request starts at least `1.04 / rate` seconds apart,
+counted from when each waiting thread actually woke (a token bucket with a
+burst of 1): no 1-second window, on our clock or on a server's that sees our
+requests up to 40 ms late or early, holds more than `rate` requests. Connection errors, 409 and 5xx stay with the SDK's retries
 (`max_network_retries`, which honour `Stripe-Should-Retry`).
 
 Stripe's limits (https://docs.stripe.com/rate-limits, checked 2026-12): 100
@@ -38,7 +38,7 @@ from typing import Any
 import stripe
 
 DEFAULT_MAX_RPS = {"test": 20.0, "live": 20.0}
-SPACING_MARGIN = 1.08  # 8% slower than the nominal rate: clock / arrival jitter
+SPACING_MARGIN = 1.04  # 4% slower than the nominal rate: clock / arrival jitter
 MAX_429_RETRIES = 8
 BACKOFF_START = 0.5
 BACKOFF_CAP = 16.0
@@ -61,7 +61,8 @@ class RateLimiter:
         self.rate = float(rate)
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the state below
+        self._turn = threading.Lock()  # one thread waits for the next slot at a time
         self._next = 0.0  # earliest start of the next request
         self._paused_until = 0.0
         self._last_cut = float("-inf")  # the last 429 that slowed the pace
@@ -74,15 +75,23 @@ class RateLimiter:
         return SPACING_MARGIN / self.rate
 
     def acquire(self) -> None:
-        """Block until this thread may start a request; reserve its slot."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next, self._paused_until)
-            self._next = start + self.interval
-            self.acquired += 1
-        wait = start - now
-        if wait > 0:
-            self._sleep(wait)
+        """Block until this thread may start a request.
+
+        Threads take turns, and the next slot is counted from the moment this
+        one actually woke: a thread woken late (the GIL, a busy machine) then
+        delays the next one instead of leaving it a shorter gap.
+        """
+        with self._turn:
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    start = max(now, self._next, self._paused_until)
+                if start <= now:
+                    break
+                self._sleep(start - now)
+            with self._lock:
+                self._next = self._clock() + self.interval
+                self.acquired += 1
 
     def throttled_for(self, seconds: float) -> None:
         """A 429: every thread waits `seconds`; the pace drops by a quarter, at
