@@ -1,4 +1,4 @@
-"""One client-side rate limiter per process, where every Stripe request passes.
+"""One client-side rate limiter per gateway (a command builds one: per process).
 
 `PacedRequestsClient` is stripe-python's own `RequestsClient` (handed to
 `StripeClient(http_client=...)`, the SDK's public extension point) with two
@@ -16,7 +16,8 @@ network retries included:
 The limiter spaces request starts at least `1.04 / rate` seconds apart,
 counted from when each waiting thread actually woke (a token bucket with a
 burst of 1): no 1-second window, on our clock or on a server's that sees our
-requests up to 40 ms late or early, holds more than `rate` requests. Connection errors, 409 and 5xx stay with the SDK's retries
+requests up to 40 ms late or early, holds more than `rate` requests.
+Connection errors, 409 and 5xx stay with the SDK's retries
 (`max_network_retries`, which honour `Stripe-Should-Retry`).
 
 Stripe's limits (https://docs.stripe.com/rate-limits, checked 2026-12): 100
