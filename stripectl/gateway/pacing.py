@@ -6,12 +6,14 @@ additions in `request()`, which the SDK calls once per attempt, its own
 network retries included:
 
 - before each attempt it takes a slot from the shared `RateLimiter`;
-- a 429 is waited out and sent again here (the SDK itself retries a 429 only
-  when Stripe sends `Stripe-Should-Retry: true`, and never honours
-  `Retry-After`): `Stripe-Should-Retry: false` is returned at once, a
-  `Retry-After` is waited as asked, otherwise exponential backoff with jitter.
-  Every thread pauses with it, and the pace drops by a quarter, recovering
-  slowly, so a `--max-rps` above the account's real limit settles below it.
+- a 429 to a read (GET) is waited out and sent again here (the SDK itself
+  retries a 429 only when Stripe sends `Stripe-Should-Retry: true`, and
+  never honours `Retry-After`): `Stripe-Should-Retry: false` is returned at
+  once, a `Retry-After` is waited as asked, otherwise exponential backoff
+  with jitter. Every thread pauses with it, and the pace drops by a quarter,
+  recovering slowly, so a `--max-rps` above the account's real limit settles
+  below it. Writes keep the SDK's own contract (`--network-retries`, the
+  same idempotency key); their 429s still slow the pace.
 
 The limiter spaces request starts at least `1.04 / rate` seconds apart,
 counted from when each waiting thread actually woke (a token bucket with a
@@ -156,13 +158,20 @@ class PacedRequestsClient(stripe.RequestsClient):
         self.limiter = limiter
         self.max_429_retries = max_429_retries
 
-    def _paced(self, send: Callable[[], tuple[Any, int, Mapping[str, str]]]) -> Any:
+    def _paced(
+        self, method: str, send: Callable[[], tuple[Any, int, Mapping[str, str]]]
+    ) -> Any:
         attempt = 0
         while True:
             self.limiter.acquire()
             content, status, headers = send()
             if status != 429:
                 self.limiter.succeeded()
+                return content, status, headers
+            if method.lower() != "get":
+                # Writes keep the SDK's own retry contract (--network-retries,
+                # same idempotency key); the pace still drops for everyone.
+                self.limiter.throttled_for(0.0)
                 return content, status, headers
             if _header(headers, "stripe-should-retry") == "false":
                 return content, status, headers  # Stripe says retrying would not help
@@ -180,7 +189,7 @@ class PacedRequestsClient(stripe.RequestsClient):
     ) -> tuple[bytes, int, Mapping[str, str]]:
         send = super().request
         result: tuple[bytes, int, Mapping[str, str]] = self._paced(
-            lambda: send(method, url, headers, post_data)
+            method, lambda: send(method, url, headers, post_data)
         )
         return result
 
@@ -189,6 +198,6 @@ class PacedRequestsClient(stripe.RequestsClient):
     ) -> tuple[Any, int, Mapping[str, str]]:
         send = super().request_stream
         result: tuple[Any, int, Mapping[str, str]] = self._paced(
-            lambda: send(method, url, headers, post_data)
+            method, lambda: send(method, url, headers, post_data)
         )
         return result

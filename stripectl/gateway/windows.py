@@ -262,13 +262,13 @@ def _after_failure(
         return Window(w.lo, hi, None, w.tail_second, w.tail_ids, w.failures,
                       sequential=w.sequential)
     w.failures += 1
-    if w.failures >= PAGE_ATTEMPTS or (
-        isinstance(exc, StripeAPIError) and exc.http_status is not None
-        and 400 <= exc.http_status < 500 and exc.http_status != 409
-    ):
-        # A request Stripe refuses is not going to pass on a retry; a 429 here
-        # is past the HTTP client's own backoff (gateway/pacing.py) or one
-        # Stripe said not to retry.
+    transient = isinstance(exc, NetworkError) or (
+        exc.http_status is not None and (exc.http_status >= 500 or exc.http_status == 409)
+    )
+    if w.failures >= PAGE_ATTEMPTS or not transient:
+        # A request Stripe refuses, or an answer that makes no sense, is not
+        # going to pass on a retry; a 429 here is past the HTTP client's own
+        # backoff (gateway/pacing.py) or one Stripe said not to retry.
         raise exc
     stats.resumed += 1
     w.delay = min(8.0, 0.5 * 2 ** (w.failures - 1))
