@@ -207,7 +207,7 @@ def _scheduled(
                         probe, final_done = None, True
                         pending.append(Window(lo, None, sequential=True))
                         continue
-                    retry = _after_failure(w, exc, stats, sleep)
+                    retry = _after_failure(w, exc, stats)
                     probe = retry if w is probe else probe
                     pending.appendleft(retry)
                     continue
@@ -249,10 +249,7 @@ def _refuses_created(exc: StripeAPIError | NetworkError) -> bool:
     return exc.http_status >= 500 or (exc.http_status == 400 and "created" in str(exc))
 
 
-def _after_failure(
-    w: Window, exc: StripeAPIError | NetworkError, stats: ListingStats,
-    sleep: Callable[[float], None],
-) -> Window:
+def _after_failure(w: Window, exc: StripeAPIError | NetworkError, stats: ListingStats) -> Window:
     missing = isinstance(exc, StripeAPIError) and exc.code == "resource_missing"
     if missing and w.cursor is not None and w.tail_second is not None:
         # The cursor object is gone (deleted while we listed): restart at its
