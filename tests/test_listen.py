@@ -61,7 +61,7 @@ def test_valid_delivery_is_stored_applied_and_logged(
     assert len(rows) == 1
     event_id, source, outcome, verified, stored_body, stored_headers = rows[0]
     assert (event_id, source, outcome, verified) == ("evt_l1", "listener", "applied", 1)
-    assert stored_body == body  # the exact bytes
+    assert stored_body.encode() == body  # the exact bytes (TEXT: they are UTF-8)
     assert json.loads(str(stored_headers))["Stripe-Signature"] == headers["Stripe-Signature"]
     assert db_rows(lst, "SELECT id FROM customers") == [("cus_l1",)]
     assert [(x.status, x.event_id, x.outcome) for x in settle(lines, 1)] == [
@@ -158,13 +158,13 @@ def test_wrong_path_method_and_framing(listener: tuple[Listener, list[DeliveryLi
     assert post(lst.url.replace(PATH, "/other"), body, headers)[0] == 404
     with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
         s.sendall(f"GET {PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        assert s.recv(100).startswith(b"HTTP/1.0 405")
+        assert s.recv(100).startswith(b"HTTP/1.1 405")
     with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
         s.sendall(
             f"POST {PATH} HTTP/1.1\r\nHost: x\r\n"
             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n".encode()
         )
-        assert s.recv(100).startswith(b"HTTP/1.0 411")
+        assert s.recv(100).startswith(b"HTTP/1.1 411")
     assert db_rows(lst, "SELECT count(*) FROM events") == [(0,)]
 
 
@@ -209,3 +209,19 @@ def test_concurrent_burst_loses_nothing_and_stores_each_event_once(
     distinct = {(b, h["Stripe-Signature"]) for p in plan for b, h in p}
     assert db_rows(lst, "SELECT count(*) FROM events") == [(len(distinct),)]
     assert len(settle(lines, sent)) == sent
+
+
+def test_expect_100_continue_is_answered_before_the_body(
+    listener: tuple[Listener, list[DeliveryLine]],
+) -> None:
+    lst, _ = listener
+    body, headers = signed(customer_event(6))
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
+        s.sendall(head.encode())
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any body byte was sent
+        s.sendall(body)
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert db_rows(lst, "SELECT event_id FROM events") == [("evt_l6",)]

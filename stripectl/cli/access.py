@@ -15,8 +15,10 @@ from stripectl.cli.stripe_opts import (
     GraceOpt,
     LiveOpt,
     MaxRpsOpt,
+    RetriesOpt,
+    TimeoutOpt,
     check_grace,
-    gateway_settings,
+    checked_settings,
 )
 
 HELP = f"""May USER_OR_CUSTOMER be provisioned right now, and why.
@@ -80,6 +82,8 @@ def access(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
     max_rps: MaxRpsOpt = None,
     concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
@@ -100,12 +104,13 @@ def access(
         raise UsageError("--max-age applies with --offline (online answers are fresh)")
     from stripectl.services.connection import open_gateway
 
+    settings = None if offline else checked_settings(
+        ctx, api_key, api_base, live, timeout, network_retries,
+        max_rps=max_rps, concurrency=concurrency,
+    )
     store = open_store(ctx.db)
     try:
-        settings = gateway_settings(
-            api_key, api_base, live, max_rps=max_rps, concurrency=concurrency
-        )
-        gateway = None if offline else open_gateway(store, settings)
+        gateway = None if settings is None else open_gateway(store, settings)
         report = check_access(store, gateway, subject, grace=grace, max_age=age_limit)
     finally:
         store.close()

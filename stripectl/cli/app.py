@@ -16,13 +16,14 @@ from stripectl.cli import cards, replay
 from stripectl.cli import reconcile as reconcile_cmd
 from stripectl.cli import sync as sync_cmd
 from stripectl.cli.checkout import checkout_app
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt
+from stripectl.cli.common import EXIT_CODES_HELP, SUGGEST_COMMANDS, DbOpt, DebugOpt, Globals, JsonOpt, run_app
 from stripectl.cli.events import events_app
 from stripectl.cli.inbox import inbox_app
 from stripectl.cli.payments import payments_app
 from stripectl.cli.webhook import webhook_app
 
 app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="stripectl",
     help=(
         "Operations toolkit for Stripe: idempotent money mutations, verified webhook "
@@ -69,4 +70,4 @@ access_cmd.register(app)
 
 
 def main() -> None:
-    app()
+    run_app(app)

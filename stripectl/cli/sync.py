@@ -22,7 +22,9 @@ from stripectl.cli.stripe_opts import (
     ConcurrencyOpt,
     LiveOpt,
     MaxRpsOpt,
-    gateway_settings,
+    RetriesOpt,
+    TimeoutOpt,
+    checked_settings,
 )
 
 HELP = f"""Pull every subscription from Stripe into the SQLite mirror.
@@ -70,6 +72,8 @@ def sync(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
     max_rps: MaxRpsOpt = None,
     concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
@@ -86,11 +90,13 @@ def sync(
         since_ts = parse_since(since)
     from stripectl.services.connection import open_gateway
 
+    settings = checked_settings(
+        ctx, api_key, api_base, live, timeout, network_retries,
+        max_rps=max_rps, concurrency=concurrency,
+    )
     store = open_store(ctx.db)
     try:
-        gateway = open_gateway(store, gateway_settings(
-            api_key, api_base, live, max_rps=max_rps, concurrency=concurrency
-        ))
+        gateway = open_gateway(store, settings)
         with progress(ctx, "syncing subscriptions") as advance:
             if since is None:
                 report = full_sync(store, gateway, progress=advance)
