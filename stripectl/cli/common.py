@@ -14,10 +14,14 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    # Imported where used: rich.console costs ~25 ms that `--help` and a
+    # completion request must not pay.
+    from rich.console import Console
 
 from stripectl import errors
 from stripectl.json_text import JSONArraySpool
@@ -103,6 +107,8 @@ class Ctx:
 
 
 def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -> Ctx:
+    from rich.console import Console
+
     g = tctx.find_root().obj if isinstance(tctx.find_root().obj, Globals) else Globals()
     return Ctx(
         db=db or g.db or os.environ.get("STRIPECTL_DB") or DEFAULT_DB,
@@ -137,6 +143,8 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from rich.console import Console
+
         err = Console(file=sys.stderr, stderr=True, soft_wrap=True)
         try:
             return fn(*args, **kwargs)

@@ -17,6 +17,7 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
+from stripectl.cli.completion import choices
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
@@ -91,7 +92,10 @@ def _parse_reports(values: list[str]) -> list[tuple[str, Path]]:
 def reconcile(
     tctx: typer.Context,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")
+        str,
+        typer.Option(
+            "--format", "-f", help=f"Output format: {', '.join(FORMATS)}.", autocompletion=choices(*FORMATS)
+        ),
     ] = "table",
     output: Annotated[
         Path | None,
