@@ -46,6 +46,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "sync": LazyCommand("stripectl.cli.sync:register", "Pull every subscription from Stripe into the SQLite mirror."),  # noqa: E501
     "reconcile": LazyCommand("stripectl.cli.reconcile:register", "Compare the mirror with a fresh listing of every Stripe subscription."),  # noqa: E501
     "access": LazyCommand("stripectl.cli.access:register", "May USER_OR_CUSTOMER be provisioned right now, and why."),  # noqa: E501
+    "history": LazyCommand("stripectl.cli.history:register", "One object's story from the mirror: deliveries, current state, access."),  # noqa: E501
     "config": LazyCommand("stripectl.cli.config_cmd:config_app", "Where stripectl's settings come from. Example: stripectl config show"),  # noqa: E501
 }
 # fmt: on

@@ -162,8 +162,14 @@ def _v3(db: sqlite_utils.Database) -> None:
     runs.migrate(db)
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    from stripectl.store import history
+
+    history.migrate(db)
+
+
 # Append only: a released migration is never edited.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
