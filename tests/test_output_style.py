@@ -103,6 +103,6 @@ def test_expected_deliveries_counts_lines_and_files(tmp_path: Path) -> None:
 def test_a_large_file_is_estimated_from_its_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(totals, "_EXACT_BYTES", 100)
     monkeypatch.setattr(totals, "_SAMPLE_BYTES", 520)
-    line = '{"body":"' + "x" * 40 + '"}\n'  # 50 bytes a line
+    line = '{"body":"' + "x" * 40 + '"}\n'  # 52 bytes a line
     (tmp_path / "big.jsonl").write_text(line * 1000)
     assert totals.expected_deliveries([tmp_path / "big.jsonl"]) == 1000
