@@ -61,9 +61,36 @@ def plain_help(cmd: Any) -> None:
         plain_help(sub)
 
 
+def argument_help(cmd: Any) -> None:
+    """Put back the help of typer.Argument(help=...): click 8.2+'s Parameter
+    __init__ resets `help` after typer's TyperArgument set it, so arguments
+    showed only `[required]`. Read again from the command's signature.
+    (typer 0.24 with click 8.5; harmless where typer already keeps it.)"""
+    import inspect
+
+    from typer.core import TyperArgument
+    from typer.models import ArgumentInfo
+    from typer.utils import get_params_from_function
+
+    for sub in getattr(cmd, "commands", {}).values():
+        argument_help(sub)
+    if cmd.callback is None:
+        return
+    infos = get_params_from_function(inspect.unwrap(cmd.callback))
+    for param in cmd.params:
+        info = infos.get(param.name or "")
+        if isinstance(param, TyperArgument) and not param.help and info is not None and isinstance(
+            info.default, ArgumentInfo
+        ):
+            param.help = info.default.help
+    # click 8.5 then lists documented arguments itself ("Positional arguments"),
+    # next to typer's "Arguments" section: keep typer's one only.
+    cmd.format_arguments = lambda ctx, formatter: None
+
+
 class RootGroup(LazyGroup):
     lazy: ClassVar[dict[str, LazyCommand]] = COMMANDS
-    on_load = (add_profile_options, plain_help)
+    on_load = (add_profile_options, plain_help, argument_help)
 
 
 app = typer.Typer(
