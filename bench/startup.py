@@ -40,8 +40,8 @@ def find_stripe(explicit: str | None) -> str | None:
     for candidate in (explicit, os.environ.get("STRIPE_CLI_BIN")):
         if candidate and Path(candidate).exists():
             return candidate
-    for pattern in ("/tmp/*/node_modules/@stripe/cli-*/bin/stripe",
-                    str(ROOT / "bench" / ".stripe-cli" / "node_modules" / "@stripe" / "cli-*" / "bin" / "stripe")):
+    local = ROOT / "bench" / ".stripe-cli" / "node_modules" / "@stripe" / "cli-*" / "bin" / "stripe"
+    for pattern in ("/tmp/*/node_modules/@stripe/cli-*/bin/stripe", str(local)):
         import glob
 
         hits = sorted(glob.glob(pattern))
@@ -71,7 +71,8 @@ def main() -> None:
         ("complete bash: stripectl re<TAB>", sx,
          {**base, "_STRIPECTL_COMPLETE": "complete_bash", "COMP_WORDS": "stripectl re", "COMP_CWORD": "1"}),
         ("complete zsh: stripectl reconcile --format <TAB>", sx,
-         {**base, "_STRIPECTL_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "stripectl reconcile --format "}),
+         {**base, "_STRIPECTL_COMPLETE": "complete_zsh",
+          "_TYPER_COMPLETE_ARGS": "stripectl reconcile --format "}),
         ("complete fish: stripectl payments <TAB>", sx,
          {**base, "_STRIPECTL_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
           "_TYPER_COMPLETE_ARGS": "stripectl payments "}),
@@ -109,7 +110,8 @@ def main() -> None:
         if len(parts) == 3 and parts[1].strip().isdigit():
             rows.append((int(parts[1]), parts[2].rstrip()))
     total = max((r[0] for r in rows), default=0)
-    print(f"python -X importtime -m stripectl --help: slowest cumulative imports (largest {total / 1000:.0f} ms)")
+    print("python -X importtime -m stripectl --help: slowest cumulative imports "
+          f"(largest {total / 1000:.0f} ms)")
     for cum, name in sorted(rows, reverse=True)[:12]:
         print(f"  {cum / 1000:6.1f} ms {name}")
     loaded = [n.strip() for _, n in rows if n.strip().startswith("stripectl.cli.")]
