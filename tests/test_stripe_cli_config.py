@@ -207,3 +207,15 @@ def test_config_show_reports_mirror_mode_and_webhook_secrets(xdg: Path, tmp_path
     text = stripectl("config", "show", "--db", str(db), env={"XDG_CONFIG_HOME": str(xdg)}).stdout
     assert "live-mode data, the key is test" in text
     assert not (Path.cwd() / "none.db").exists()
+
+
+def test_a_command_calls_stripe_with_the_profiles_key(xdg: Path, localstripe_url: str) -> None:
+    """Through the real stripe-python HTTP stack to localstripe: the file's key works."""
+    res = stripectl("sync", "--api-base", localstripe_url, "--db", str(xdg / "m.db"), "--json",
+                    "--debug", env={"XDG_CONFIG_HOME": str(xdg)})
+    assert res.returncode == 0, res.stderr
+    assert "summary" in json.loads(res.stdout)
+    assert "from Stripe CLI profile 'default'" in res.stderr
+    none = stripectl("sync", "--api-base", localstripe_url, "--db", str(xdg / "n.db"),
+                     env={"XDG_CONFIG_HOME": str(xdg / "nowhere")})
+    assert none.returncode == 3 and "no Stripe API key" in none.stderr
