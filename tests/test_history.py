@@ -23,6 +23,7 @@ def _story(tmp_path: Path) -> Path:
     meta = {"user_id": USER}
     t = f.T0
     events = [
+        f.event("customer.created", f.customer(CUS), id="evt_h0", created=t - 10),
         f.event("checkout.session.completed",
                 f.checkout_session(CS, subscription=SUB, customer=CUS, client_reference_id=USER,
                                    metadata=meta), id="evt_h1", created=t),
@@ -85,8 +86,8 @@ def test_subscription_history_oldest_first_with_status_changes(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("subject", "kind", "must_include"),
     [
-        (CUS, "customer", {"evt_h1", "evt_h2", "evt_h4", "evt_h6"}),
-        (USER, "user", {"evt_h1", "evt_h2", "evt_h4", "evt_h6"}),
+        (CUS, "customer", {"evt_h0", "evt_h1", "evt_h2", "evt_h4", "evt_h6"}),
+        (USER, "user", {"evt_h0", "evt_h1", "evt_h2", "evt_h4", "evt_h6"}),
         (INV, "invoice", {"evt_h4"}),
         (CS, "checkout_session", {"evt_h1", "evt_h6"}),
     ],

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 from stripectl import errors
-from stripectl.json_text import JSONArraySpool
 from stripectl.redact import redact
 
 DEFAULT_DB = "stripectl.db"
@@ -81,6 +80,8 @@ class Ctx:
         """A JSON object written key by key; a list value given as an iterator is
         written item by item, and a JSONArraySpool (already redacted) copied
         as it is, so a 100k-event report never exists as one string."""
+        from stripectl.json_text import JSONArraySpool  # imports tempfile: not for --help
+
         w = sys.stdout.write
         w("{")
         for n, (key, value) in enumerate(parts):

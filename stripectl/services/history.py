@@ -87,6 +87,10 @@ def resolve(store: Store, subject_id: str) -> Subject:
         extra = [s["subscription"] for s in sessions if s.get("subscription")]
         subject.add("subscriptions", q.rows_where(store, "subscriptions", "id", extra))
         _add_subscription_relatives(store, subject)
+        # The customers those belong to (their own deliveries: customer.created...).
+        customers = [r.get("customer") for t in ("subscriptions", "checkout_sessions")
+                     for r in subject.rows.get(t, {}).values()]
+        subject.add("customers", q.rows_where(store, "customers", "id", [c for c in customers if c]))
         return subject
     own = q.row(store, TABLE_OF[kind], subject_id)
     subject.related[TABLE_OF[kind]] = [subject_id]  # its deliveries count even if not mirrored
