@@ -11,6 +11,7 @@ under @stripe/cli-<os>-<arch>/bin/ for a fair figure).
 
 Runs every command --runs times, interleaved (so load on the machine hits
 all alike), and prints each median and min and its ratio to `stripe --help`.
+With --baseline-src, also times an older checkout's --help (before/after).
 Then prints the slowest imports of `stripectl --help` (`python -X importtime`).
 The Stripe CLI runs with XDG_CONFIG_HOME in a temp folder: it writes its
 config (machine_uuid) on start and must not touch yours.
@@ -52,7 +53,8 @@ def find_stripe(explicit: str | None) -> str | None:
 
 def run_once(argv: list[str], env: dict[str, str]) -> float:
     t = time.perf_counter()
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    # cwd "/": with -m the current folder is on sys.path, and it must not be a checkout.
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, cwd="/")
     return time.perf_counter() - t
 
 
@@ -60,6 +62,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stripe", help="path to the Stripe CLI binary")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--baseline-src", help="a checkout of older stripectl code (e.g. /work/main) to time "
+                    "its `--help` too, with PYTHONPATH pointing there")
     args = ap.parse_args()
 
     base = dict(os.environ)
@@ -77,6 +81,19 @@ def main() -> None:
          {**base, "_STRIPECTL_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
           "_TYPER_COMPLETE_ARGS": "stripectl payments "}),
     ]
+    if args.baseline_src:
+        # python -S with an explicit path: the editable install's finder (a .pth
+        # file) would otherwise import this worktree's code whatever PYTHONPATH says.
+        # Both sides run that way, so the pair compares code, not start-up modes.
+        import sysconfig
+
+        site = sysconfig.get_paths()["purelib"]
+        for label, src in (("before", args.baseline_src), ("after", str(ROOT))):
+            env = {**base, "PYTHONPATH": f"{src}:{site}"}
+            cases.append((f"{label} (python -S): stripectl --help",
+                          [sys.executable, "-S", "-m", "stripectl", "--help"], env))
+            cases.append((f"{label} (python -S): stripectl reconcile --help",
+                          [sys.executable, "-S", "-m", "stripectl", "reconcile", "--help"], env))
     stripe = find_stripe(args.stripe)
     xdg = tempfile.mkdtemp(prefix="stripe-cli-bench-xdg-")
     if stripe:

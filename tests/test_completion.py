@@ -128,3 +128,15 @@ def test_the_completion_script_really_completes_in_bash(tmp_path: Path) -> None:
     )
     res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert res.stdout.split() == ["reconcile"], res.stderr
+
+
+def test_project_name_completes_the_stripe_cli_profiles(tmp_path: Path) -> None:
+    (tmp_path / "stripe").mkdir()
+    (tmp_path / "stripe" / "config.toml").write_text(
+        "project-name = 'default'\n[default]\ndisplay_name = 'a'\n[work]\ndisplay_name = 'b'\n"
+    )
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "_STRIPECTL_COMPLETE": "complete_bash"}
+    after = _complete({**env, "COMP_WORDS": "stripectl sync -p ", "COMP_CWORD": "3"})
+    before = _complete({**env, "COMP_WORDS": "stripectl --project-name w", "COMP_CWORD": "2"})
+    assert after.stdout.split() == ["default", "work"]
+    assert before.stdout.split() == ["work"]

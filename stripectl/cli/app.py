@@ -110,6 +110,12 @@ app = typer.Typer(
 )
 
 
+def _root_profiles(ctx: typer.Context, incomplete: str) -> list[str]:
+    from stripectl.cli.profile_opts import profile_names
+
+    return profile_names(ctx, incomplete)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"stripectl {__version__}")
@@ -124,7 +130,8 @@ def root(
     debug: DebugOpt = False,
     project_name: Annotated[
         str | None,
-        typer.Option("--project-name", "-p", help=PROJECT_HELP, metavar="NAME", show_default=False),
+        typer.Option("--project-name", "-p", help=PROJECT_HELP, metavar="NAME", show_default=False,
+                     autocompletion=_root_profiles),
     ] = None,
     stripe_config: Annotated[
         str | None,

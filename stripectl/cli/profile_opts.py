@@ -36,11 +36,31 @@ def _store(key: str) -> Any:
     return callback
 
 
+def profile_names(ctx: click.Context | None, incomplete: str) -> list[str]:
+    """Tab on -p: the profiles in the Stripe CLI's config (read, never written)."""
+    import os
+
+    from stripectl.errors import StripectlError
+    from stripectl.gateway.stripe_cli_config import config_file, read_config
+
+    try:
+        doc = read_config(config_file(chosen(ctx)[1], os.environ)) or {}
+    except StripectlError:
+        return []
+    return sorted(k for k, v in doc.items()
+                  if isinstance(v, dict) and k != "plugin_configs" and k.startswith(incomplete))
+
+
+def _complete_profiles(ctx: click.Context, _args: list[str], incomplete: str) -> list[str]:
+    return profile_names(ctx, incomplete)
+
+
 def profile_options() -> list[click.Parameter]:
     return [
         TyperOption(
             param_decls=["--project-name", "-p"], type=click.STRING, default=None, expose_value=False,
             callback=_store(PROJECT_KEY), help=PROJECT_HELP, metavar="NAME",
+            autocompletion=_complete_profiles,
         ),
         TyperOption(
             param_decls=["--stripe-config"], type=click.Path(dir_okay=False), default=None,
