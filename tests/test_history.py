@@ -153,7 +153,6 @@ def test_table_output_lists_deliveries_and_the_verdict(tmp_path: Path) -> None:
 
 
 def test_history_queries_use_indexes_not_scans(tmp_path: Path) -> None:
-    from stripectl.store import history as q
 
     db = _story(tmp_path)
     conn = sqlite3.connect(db)
@@ -163,13 +162,13 @@ def test_history_queries_use_indexes_not_scans(tmp_path: Path) -> None:
 
     by_object = plan("SELECT delivery_id FROM events WHERE object_id IN (?, ?)", ("a", "b"))
     rejected = plan(
-        f"SELECT {q.DELIVERY_COLUMNS} FROM events WHERE outcome = 'rejected' AND object_id IS NULL "
-        "AND (instr(CAST(body AS TEXT), ?) > 0) LIMIT ?", ("a", 10),
+        "SELECT DISTINCT e.delivery_id FROM rejected_refs r JOIN events e ON e.delivery_id = "
+        "r.delivery_id WHERE r.ref IN (?) AND e.outcome = 'rejected'", ("a",),
     )
     by_customer = plan("SELECT * FROM invoices WHERE customer IN (?)", ("c",))
     conn.close()
     assert "USING INDEX" in by_object and "object_id" in by_object
-    assert "idx_events_rejected" in rejected
+    assert "SCAN" not in rejected, rejected
     assert "USING INDEX" in by_customer
 
 
@@ -188,3 +187,28 @@ def test_a_section_provider_can_be_added(tmp_path: Path) -> None:
         history_service.SECTIONS.remove(extra)
     assert code == 0 and h["extra"] == [{"n": 3}]
     assert "extra" in text
+
+
+def test_migration_v4_backfills_the_ids_of_rejected_deliveries(tmp_path: Path) -> None:
+    db = _story(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE rejected_refs")
+    conn.execute("DROP INDEX idx_events_object_id")
+    conn.execute("PRAGMA user_version = 3")  # as a mirror made before history existed
+    conn.commit()
+    conn.close()
+    code, h = history_json(db, SUB)
+    assert code == 0 and h["deliveries"][-1]["outcome"] == "rejected"
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 4
+    conn.close()
+
+
+def test_refs_in_a_rejected_body_are_bounded_and_only_ids() -> None:
+    from stripectl.store.history import _MAX_REFS, refs_in
+
+    body = b'{"a":"sub_1Abcd","b":"not_an_id","c":"cus_XYZ12","d":"sub_1Abcd"}'
+    assert refs_in(body) == ["sub_1Abcd", "cus_XYZ12"]
+    many = ("[" + ",".join(f'"sub_{i:08d}"' for i in range(500)) + "]").encode()
+    assert len(refs_in(many)) == _MAX_REFS
+    assert refs_in(None) == [] and refs_in(b"") == []

@@ -138,8 +138,9 @@ def deliveries_section(store: Store, subject: Subject) -> Section:
     rows = []
     last: dict[str, str | None] = {}  # object id -> status after its last trusted delivery
     found = q.deliveries_for(store, subject.object_ids())
-    # Rejected ones carry no object id; they are found by the ids in their raw
-    # body, and marked: nothing in them was verified.
+    # Rejected ones carry no object id; they are found by the ids their raw
+    # body mentions (store/history.py rejected_refs), and marked: nothing in
+    # them was verified.
     for d in q.rejected_mentioning(store, subject.object_ids()):
         found.append({**d, "body": None, "matched": "raw body mentions the id (unverified)"})
     found.sort(key=lambda r: (r["created"] or r["received_at"] or 0, r["received_at"] or 0,
