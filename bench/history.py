@@ -12,6 +12,8 @@ them). Then, for a sample of subscriptions, customers and users, times:
 
 - the history service in-process (the queries plus building the sections);
 - `stripectl history ID --json` end to end as a subprocess;
+- the cost of the events.object_id index for replay: the same 3 KB rows
+  inserted into a fresh mirror with and without it (us per delivery);
 - the same service calls with migration v4's indexes dropped (what a
   history would cost without them), and prints the ratio (rejected_refs, the
   small table of ids in rejected bodies, stays).
@@ -163,6 +165,39 @@ def drop_v4_indexes(path: str) -> None:
     conn.close()
 
 
+def insert_cost(tmp: str, n: int = 60_000, rounds: int = 3) -> None:
+    """What the events.object_id index costs replay: the same rows inserted
+    (chunks of 3,000, as replay commits) into a fresh mirror with and without it."""
+
+    rows = [EventRow(
+        delivery_id=f"x{k:012d}", event_id=f"evt_x{k:09d}", type="customer.subscription.updated",
+        created=T0 + k, livemode=0, object_id=f"sub_x{(k * 7919) % (n // 10):08d}",
+        api_version="2026-10-28.endive", source=f"f.jsonl:{k}", received_at=T0 + k, headers="{}",
+        body=b"x" * 3000, verified=1, outcome="applied", reason=None, note=None, run_id="r",
+        stored_at=T0 + k,
+    ) for k in range(n)]
+    per_row: dict[str, list[float]] = {"with the index": [], "without": []}
+    for r in range(rounds):
+        for label in per_row:
+            path = os.path.join(tmp, f"ins-{r}-{label[:4]}.db")
+            store = open_store(path)
+            if label == "without":
+                store.conn.execute("DROP INDEX idx_events_object_id")
+            t = time.perf_counter()
+            for start in range(0, n, 3000):
+                with store.transaction():
+                    insert_events(store, rows[start : start + 3000])
+            per_row[label].append((time.perf_counter() - t) / n * 1e6)
+            store.close()
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
+    best = {k: min(v) for k, v in per_row.items()}
+    print(f"insert {n:,} deliveries of 3 KB (best of {rounds}): "
+          + ", ".join(f"{k} {v:.1f} us/delivery" for k, v in best.items())
+          + f"; the index costs {best['with the index'] - best['without']:+.1f} us/delivery")
+
+
 def ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:.1f} ms (min {min(values) * 1000:.1f}, max {max(values) * 1000:.1f}, n={len(values)})"  # noqa: E501
 
@@ -172,6 +207,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="deliveries in the mirror")
     ap.add_argument("--sample", type=int, default=20, help="subjects timed per kind")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--insert-n", type=int, default=60_000,
+                    help="deliveries for the index's insert cost (0: skip)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="stripectl-history-bench-")
     path = os.path.join(tmp, "mirror.db")
@@ -192,6 +229,8 @@ def main() -> None:
         cli = time_cli(path, sample["subscription"][:5])
         print(f"stripectl history sub_... --json, end to end: {ms(cli)}")
         drop_v4_indexes(path)
+        if args.insert_n:
+            insert_cost(tmp, args.insert_n)
         for kind, ids in sample.items():
             # open_store would re-create the indexes (migration v4 is recorded as done,
             # so it does not): a scan per query from here on.
