@@ -19,12 +19,13 @@ stripe or sqlite_utils.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 import typer
 
 from stripectl import __version__
 from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt
+from stripectl.cli.help_format import argument_help, plain_help
 from stripectl.cli.lazy import LazyCommand, LazyGroup
 from stripectl.cli.profile_opts import (
     CONFIG_HELP,
@@ -52,42 +53,6 @@ COMMANDS: dict[str, LazyCommand] = {
 # fmt: on
 
 
-def plain_help(cmd: Any) -> None:
-    """Click's plain help for every command: typer's rich help imports
-    typer.rich_utils (rich.markdown, rich.traceback, pygments), ~80 ms
-    that `--help` and every completion request would pay."""
-    cmd.rich_markup_mode = None
-    for sub in getattr(cmd, "commands", {}).values():
-        plain_help(sub)
-
-
-def argument_help(cmd: Any) -> None:
-    """Put back the help of typer.Argument(help=...): click 8.2+'s Parameter
-    __init__ resets `help` after typer's TyperArgument set it, so arguments
-    showed only `[required]`. Read again from the command's signature.
-    (typer 0.24 with click 8.5; harmless where typer already keeps it.)"""
-    import inspect
-
-    from typer.core import TyperArgument
-    from typer.models import ArgumentInfo
-    from typer.utils import get_params_from_function
-
-    for sub in getattr(cmd, "commands", {}).values():
-        argument_help(sub)
-    if cmd.callback is None:
-        return
-    infos = get_params_from_function(inspect.unwrap(cmd.callback))
-    for param in cmd.params:
-        info = infos.get(param.name or "")
-        if isinstance(param, TyperArgument) and not param.help and info is not None and isinstance(
-            info.default, ArgumentInfo
-        ):
-            param.help = info.default.help
-    # click 8.5 then lists documented arguments itself ("Positional arguments"),
-    # next to typer's "Arguments" section: keep typer's one only.
-    cmd.format_arguments = lambda ctx, formatter: None
-
-
 class RootGroup(LazyGroup):
     lazy: ClassVar[dict[str, LazyCommand]] = COMMANDS
     on_load = (add_profile_options, plain_help, argument_help)
@@ -102,7 +67,7 @@ app = typer.Typer(
         "Example: stripectl replay-webhook examples/ --secret whsec_...\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
-    rich_markup_mode=None,  # see plain_help
+    rich_markup_mode=None,  # see help_format.plain_help
     # --install-completion / --show-completion for bash, zsh, fish (typer).
     add_completion=True,
     pretty_exceptions_enable=False,
