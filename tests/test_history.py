@@ -153,23 +153,48 @@ def test_table_output_lists_deliveries_and_the_verdict(tmp_path: Path) -> None:
 
 
 def test_history_queries_use_indexes_not_scans(tmp_path: Path) -> None:
-
     db = _story(tmp_path)
     conn = sqlite3.connect(db)
 
     def plan(sql: str, params: tuple[Any, ...]) -> str:
         return " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
 
-    by_object = plan("SELECT delivery_id FROM events WHERE object_id IN (?, ?)", ("a", "b"))
-    rejected = plan(
-        "SELECT DISTINCT e.delivery_id FROM rejected_refs r JOIN events e ON e.delivery_id = "
-        "r.delivery_id WHERE r.ref IN (?) AND e.outcome = 'rejected'", ("a",),
+    deliveries = plan(
+        "SELECT e.delivery_id FROM history_index h JOIN events e ON e.delivery_id = h.delivery_id "
+        "WHERE h.ref IN (?, ?)", ("a", "b"),
     )
     by_customer = plan("SELECT * FROM invoices WHERE customer IN (?)", ("c",))
+    by_user = plan("SELECT * FROM checkout_sessions WHERE user_id IN (?)", ("u",))
     conn.close()
-    assert "USING INDEX" in by_object and "object_id" in by_object
-    assert "SCAN" not in rejected, rejected
-    assert "USING INDEX" in by_customer
+    assert "SCAN" not in deliveries, deliveries
+    assert "USING INDEX" in by_customer and "USING INDEX" in by_user
+
+
+def test_the_index_catches_up_with_new_deliveries(tmp_path: Path) -> None:
+    db = _story(tmp_path)
+    assert history_json(db, SUB)[0] == 0
+    later = f.event("customer.subscription.updated",
+                    f.subscription(SUB, customer=CUS, status="canceled", metadata={"user_id": USER}),
+                    previous_attributes={"status": "active"}, id="evt_h7", created=f.T0 + 400)
+    p = write_jsonl(tmp_path / "later.jsonl", envelopes([later]))
+    assert run("replay-webhook", str(p), "--secret", SECRET, "--db", str(db)).exit_code == 0
+    code, h = history_json(db, SUB)
+    assert code == 0 and h["deliveries"][-1]["event_id"] == "evt_h7"
+    assert (h["deliveries"][-1]["status_before"], h["deliveries"][-1]["status_after"]) == (
+        "active", "canceled")
+    assert h["access"]["granted"] is False
+
+
+def test_a_mark_above_every_delivery_rebuilds_the_index(tmp_path: Path) -> None:
+    db = _story(tmp_path)
+    history_json(db, SUB)
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM history_index")
+    conn.execute("UPDATE meta SET value = '999999' WHERE key = 'history_indexed_rowid'")
+    conn.commit()
+    conn.close()
+    code, h = history_json(db, SUB)
+    assert code == 0 and len(h["deliveries"]) == 7
 
 
 def test_a_section_provider_can_be_added(tmp_path: Path) -> None:
@@ -189,19 +214,17 @@ def test_a_section_provider_can_be_added(tmp_path: Path) -> None:
     assert "extra" in text
 
 
-def test_migration_v4_backfills_the_ids_of_rejected_deliveries(tmp_path: Path) -> None:
+def test_a_mirror_from_before_history_is_migrated_and_indexed(tmp_path: Path) -> None:
     db = _story(tmp_path)
     conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE rejected_refs")
-    conn.execute("DROP INDEX idx_events_object_id")
+    conn.execute("DROP TABLE IF EXISTS history_index")
+    conn.execute("DELETE FROM meta WHERE key = 'history_indexed_rowid'")
     conn.execute("PRAGMA user_version = 3")  # as a mirror made before history existed
     conn.commit()
     conn.close()
     code, h = history_json(db, SUB)
-    assert code == 0 and h["deliveries"][-1]["outcome"] == "rejected"
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 4
-    conn.close()
+    assert code == 0 and len(h["deliveries"]) == 7
+    assert h["deliveries"][-1]["outcome"] == "rejected"
 
 
 def test_refs_in_a_rejected_body_are_bounded_and_only_ids() -> None:

@@ -59,8 +59,14 @@ def history(
     grace = check_grace(grace)
     if ctx.db != ":memory:" and not Path(ctx.db).is_file():
         raise StoreError(f"no mirror at {ctx.db}", hint="pass --db, or fill one with replay-webhook / sync")
+    from stripectl.store.history import pending
+
     store = open_store(ctx.db)
     try:
+        backlog = pending(store)
+        if backlog >= 100_000:
+            ctx.note(f"indexing {backlog:,} stored deliveries for history "
+                     "(once: later runs index only what arrived since)")
         story = build(store, subject_id, grace=grace)
     finally:
         store.close()

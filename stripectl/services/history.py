@@ -138,11 +138,9 @@ def deliveries_section(store: Store, subject: Subject) -> Section:
     rows = []
     last: dict[str, str | None] = {}  # object id -> status after its last trusted delivery
     found = q.deliveries_for(store, subject.object_ids())
-    # Rejected ones carry no object id; they are found by the ids their raw
-    # body mentions (store/history.py rejected_refs), and marked: nothing in
-    # them was verified.
-    for d in q.rejected_mentioning(store, subject.object_ids()):
-        found.append({**d, "body": None, "matched": "raw body mentions the id (unverified)"})
+    for d in found:
+        if d["matched"] != "object id":
+            d["body"] = None  # rejected: nothing in it was verified
     found.sort(key=lambda r: (r["created"] or r["received_at"] or 0, r["received_at"] or 0,
                               r["stored_at"] or 0, r["delivery_id"]))
     for d in found:
@@ -154,7 +152,6 @@ def deliveries_section(store: Store, subject: Subject) -> Section:
             before = last[oid]  # no previous_attributes.status: it did not change
         if trusted and after is not None and d["outcome"] == "applied":
             last[oid] = after
-        d.setdefault("matched", "object id")
         rows.append({**d, "status_before": before, "status_after": after})
     return Section(
         key="deliveries",
@@ -261,8 +258,12 @@ class History:
 
 
 def history(store: Store, subject_id: str, *, grace: str = "retry",
-            clock: Callable[[], float] = time.time) -> History:
+            clock: Callable[[], float] = time.time,
+            progress: Callable[[int], None] | None = None) -> History:
+    """The story of `subject_id`. First indexes the deliveries stored since the
+    last history (store/history.catch_up; `progress` gets the running count)."""
     now = int(clock())
+    q.catch_up(store, progress)
     subject = resolve(store, subject_id)
     sections = [s for provider in SECTIONS if (s := provider(store, subject)) is not None]
     return History(subject=subject, sections=sections,

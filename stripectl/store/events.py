@@ -33,8 +33,6 @@ class EventRow(NamedTuple):
     stored_at: int
 
 
-_OUTCOME = EventRow._fields.index("outcome")
-_BODY = EventRow._fields.index("body")
 _UPSERT = (
     f"INSERT OR REPLACE INTO events ({', '.join(EventRow._fields)}) "
     f"VALUES ({', '.join('?' * len(EventRow._fields))})"
@@ -52,14 +50,6 @@ def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) ->
     """
     if rows:
         store.conn.executemany(_UPSERT, rows)
-        # Rejected deliveries are stored without ids: index the ids their body
-        # mentions for `history` (store/history.py). Rare, so the common path
-        # pays one comparison per row.
-        rejected = [(r[0], r[_BODY]) for r in rows if r[_OUTCOME] == "rejected"]
-        if rejected:
-            from stripectl.store.history import add_rejected_refs
-
-            add_rejected_refs(store.conn, rejected)
 
 
 def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:

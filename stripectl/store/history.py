@@ -1,21 +1,31 @@
 """The queries behind `stripectl history ID`: one object's deliveries and relatives.
 
-Every lookup goes through an index (migration v4 in store/db.py adds the ones
-the mirror lacked): events.object_id, and the customer / user_id columns of
-the mirror tables. On a mirror of millions of deliveries a history reads only
-its own rows (bench/history.py).
+Deliveries are found through `history_index` (ref, delivery_id): the object id of
+each verified delivery, and the ids a rejected delivery's raw body mentions
+(rejected ones are stored without ids: an unverified body is not parsed).
+history fills it itself, catching up on the deliveries stored since its last
+run (`catch_up`, rowid > the mark in meta), in ref order. Not an index on
+events.object_id maintained by every insert: that cost replay 12-16% (a
+random-key B-tree touched by every chunk; bench/history.py prints it), while
+a catch-up writes each index page about once.
+
+The mirror tables' lookups (customer, user_id, ...) use plain indexes
+(migration v4 in store/db.py). On a mirror of millions of deliveries a
+history reads only its own rows (bench/history.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from stripectl.store.db import Store
 from stripectl.store.mirror import MIRROR_TABLES
 
 _CHUNK = 500
+_CATCH_UP_BATCH = 100_000
+MARK = "history_indexed_rowid"
 
 DELIVERY_COLUMNS = (
     "delivery_id, event_id, type, created, livemode, object_id, source, received_at, "
@@ -24,23 +34,16 @@ DELIVERY_COLUMNS = (
 
 
 def migrate(db: Any) -> None:
-    """Indexes for history lookups (sqlite-utils Database)."""
-    db.table("events").create_index(["object_id"], if_not_exists=True)
+    """Tables and indexes for history lookups (sqlite-utils Database)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS history_index (ref TEXT NOT NULL, delivery_id TEXT NOT NULL, "
+        "PRIMARY KEY (ref, delivery_id)) WITHOUT ROWID"
+    )
     db.table("invoices").create_index(["customer"], if_not_exists=True)
     db.table("checkout_sessions").create_index(["customer"], if_not_exists=True)
     db.table("checkout_sessions").create_index(["user_id"], if_not_exists=True)
     db.table("checkout_sessions").create_index(["client_reference_id"], if_not_exists=True)
     db.table("payment_intents").create_index(["customer"], if_not_exists=True)
-    # Rejected deliveries are stored without event or object id (an unverified
-    # body is not parsed): the ids their raw body mentions are kept here, so
-    # history finds them through an index instead of searching every body.
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS rejected_refs (ref TEXT NOT NULL, delivery_id TEXT NOT NULL, "
-        "PRIMARY KEY (ref, delivery_id))"
-    )
-    cur = db.execute("SELECT delivery_id, body FROM events WHERE outcome = 'rejected'")
-    while batch := cur.fetchmany(1000):
-        add_rejected_refs(db.conn, batch)
 
 
 # The ids history can be asked about, as they appear in a JSON body.
@@ -60,12 +63,52 @@ def refs_in(body: bytes | str | None) -> list[str]:
     return list(out)
 
 
-def add_rejected_refs(conn: Any, rows: Iterable[tuple[str, Any]]) -> None:
-    """Index the ids in rejected deliveries' bodies ((delivery_id, body) pairs;
-    inside the caller's transaction)."""
-    pairs = [(ref, delivery_id) for delivery_id, body in rows for ref in refs_in(body)]
-    if pairs:
-        conn.executemany("INSERT OR IGNORE INTO rejected_refs (ref, delivery_id) VALUES (?, ?)", pairs)
+def pending(store: Store) -> int:
+    """How many stored deliveries the history index has not seen yet (roughly:
+    rowids above the mark)."""
+    top = int(store.conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
+    mark = int(store.meta_get(MARK) or 0)
+    return top if top < mark else top - mark  # below the mark: rows deleted, rebuild
+
+
+def catch_up(store: Store, progress: Callable[[int], None] | None = None) -> int:
+    """Index the deliveries stored since the last catch-up; returns how many.
+
+    One write transaction (rows stored meanwhile wait for the next run). A
+    mark above every rowid means rows were deleted from the end: rebuild.
+    A delivery replaced by a re-run (INSERT OR REPLACE: new rowid) is indexed
+    again under its new contents; its old refs only ever match through the
+    join on the events row as it is now.
+    """
+    if pending(store) == 0:
+        return 0
+    done = 0
+    with store.transaction() as conn:
+        mark = int(store.meta_get(MARK) or 0)
+        top = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
+        if top < mark:
+            conn.execute("DELETE FROM history_index")
+            mark = 0
+        while mark < top:
+            upper = min(top, mark + _CATCH_UP_BATCH)
+            pairs: list[tuple[str, str]] = []
+            for delivery_id, object_id, rejected_body in conn.execute(
+                "SELECT delivery_id, object_id, CASE WHEN object_id IS NULL AND outcome = 'rejected' "
+                "THEN body END FROM events WHERE rowid > ? AND rowid <= ?",
+                (mark, upper),
+            ):
+                if object_id:
+                    pairs.append((object_id, delivery_id))
+                elif rejected_body is not None:
+                    pairs.extend((ref, delivery_id) for ref in refs_in(rejected_body))
+                done += 1
+            pairs.sort()  # in key order: each index page written about once
+            conn.executemany("INSERT OR IGNORE INTO history_index (ref, delivery_id) VALUES (?, ?)", pairs)
+            mark = upper
+            if progress is not None:
+                progress(done)
+        store.meta_set(MARK, str(top))
+    return done
 
 
 def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
@@ -74,33 +117,28 @@ def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
         yield wanted[start : start + _CHUNK]
 
 
-def deliveries_for(
-    store: Store, object_ids: Iterable[str], *, with_body: bool = True
-) -> list[dict[str, Any]]:
-    """Every stored delivery whose object is one of `object_ids`, oldest first
-    (event created, then received, then stored: the order a person reads)."""
-    cols = DELIVERY_COLUMNS + (", body" if with_body else "")
-    out: list[dict[str, Any]] = []
-    for part in _chunks(object_ids):
-        marks = ",".join("?" * len(part))
-        out.extend(store.query(f"SELECT {cols} FROM events WHERE object_id IN ({marks})", tuple(part)))
-    out.sort(key=lambda r: (r["created"] or 0, r["received_at"] or 0, r["stored_at"] or 0, r["delivery_id"]))
-    return out
-
-
-def rejected_mentioning(store: Store, object_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """Rejected deliveries whose raw body mentions one of `object_ids` (they
-    carry no object id of their own), found through rejected_refs."""
+def deliveries_for(store: Store, object_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Every stored delivery indexed under one of `object_ids` (call catch_up
+    first), with its body; each row says whether it matched by its own object
+    id or (rejected, id-less) by an id in its raw body."""
     cols = ", ".join(f"e.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
     out: dict[str, dict[str, Any]] = {}
     for part in _chunks(object_ids):
         marks = ",".join("?" * len(part))
+        wanted = set(part)
         for r in store.query(
-            f"SELECT DISTINCT {cols} FROM rejected_refs r JOIN events e ON e.delivery_id = r.delivery_id "
-            f"WHERE r.ref IN ({marks}) AND e.outcome = 'rejected' AND e.object_id IS NULL",
+            f"SELECT {cols}, e.body, h.ref FROM history_index h JOIN events e "
+            f"ON e.delivery_id = h.delivery_id WHERE h.ref IN ({marks})",
             tuple(part),
         ):
-            out[r["delivery_id"]] = r
+            ref = r.pop("ref")
+            if r["object_id"] in wanted:
+                r["matched"] = "object id"
+            elif r["object_id"] is None and r["outcome"] == "rejected":
+                r["matched"] = f"raw body mentions {ref} (unverified)"
+            else:
+                continue  # a ref from a replaced row's earlier contents
+            out.setdefault(r["delivery_id"], r)
     return list(out.values())
 
 
