@@ -71,7 +71,8 @@ app = typer.Typer(
     # --install-completion / --show-completion for bash, zsh, fish (typer).
     add_completion=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Wide terminals get wider help (click stops at 80 by default).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
 
 
