@@ -36,3 +36,20 @@ def styled(text: str, kind: str | None = None) -> Text:
     from rich.text import Text
 
     return Text(text, style=style_for(kind if kind is not None else text))
+
+
+_SGR = {"green": "32", "red": "31", "yellow": "33", "dim": "2"}
+
+
+def colour_on(stream: object) -> bool:
+    """For text written without rich (listener lines): a terminal, no NO_COLOR."""
+    import os
+
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def ansi(word: str) -> str:
+    """`word` wrapped in its colour's escape codes (call only when colour_on)."""
+    code = _SGR.get(style_for(word))
+    return f"\x1b[{code}m{word}\x1b[0m" if code else word

@@ -106,3 +106,26 @@ def test_a_large_file_is_estimated_from_its_size(tmp_path: Path, monkeypatch: py
     line = '{"body":"' + "x" * 40 + '"}\n'  # 52 bytes a line
     (tmp_path / "big.jsonl").write_text(line * 1000)
     assert totals.expected_deliveries([tmp_path / "big.jsonl"]) == 1000
+
+
+def test_listener_lines_colour_the_outcome_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stripectl.cli.webhook import _format
+    from stripectl.services.listener import DeliveryLine
+    from stripectl.style import colour_on
+
+    line = DeliveryLine(status=200, received_at=f.T0, latency_ms=3.0, event_id="evt_1",
+                        type="invoice.paid", outcome="applied")
+    assert GREEN + "applied" in _format(line, as_json=False, colour=True)
+    assert "\x1b[" not in _format(line, as_json=False, colour=False)
+    r, w = os.pipe()
+    with os.fdopen(w, "w") as piped:
+        assert colour_on(piped) is False
+    os.close(r)
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as tty:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        monkeypatch.setenv("TERM", "xterm")
+        assert colour_on(tty) is True
+        monkeypatch.setenv("NO_COLOR", "1")
+        assert colour_on(tty) is False
+    os.close(leader)

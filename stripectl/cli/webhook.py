@@ -88,10 +88,13 @@ def listen(
     from stripectl.services.listener import Listener, ListenerConfig
 
     lock = threading.Lock()
+    from stripectl.style import colour_on
+
+    colour = not ctx.json and colour_on(sys.stdout)
 
     def on_delivery(line: DeliveryLine) -> None:
         with lock:
-            sys.stdout.write(_format(line, as_json=ctx.json) + "\n")
+            sys.stdout.write(_format(line, as_json=ctx.json, colour=colour) + "\n")
             sys.stdout.flush()
 
     config = ListenerConfig(
@@ -143,7 +146,7 @@ def _restore_signals(previous: dict[int, Any]) -> None:
         signal.signal(sig, old)
 
 
-def _format(line: DeliveryLine, *, as_json: bool) -> str:
+def _format(line: DeliveryLine, *, as_json: bool, colour: bool = False) -> str:
     from stripectl.redact import redact
 
     if as_json:
@@ -157,12 +160,19 @@ def _format(line: DeliveryLine, *, as_json: bool) -> str:
         what += f" error: {line.error}"
     from stripectl.printable import printable
 
-    return printable(
+    text = printable(
         redact(
             f"{format_ts(line.received_at)} {line.status} {line.event_id or '-'} "
             f"{line.type or '-'} {what} {line.latency_ms:.0f}ms"
         )
     )
+    if colour and line.outcome:
+        # After printable(): the escape codes are ours, the rest was made safe.
+        from stripectl.style import ansi
+
+        head, sep, tail = text.partition(f" {line.outcome}")
+        text = head + (f" {ansi(line.outcome)}" if sep else "") + tail
+    return text
 
 
 # `webhook probe` and `webhook audit` (issue 16) live in their own module.
