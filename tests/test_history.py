@@ -214,12 +214,32 @@ def test_a_section_provider_can_be_added(tmp_path: Path) -> None:
     assert "extra" in text
 
 
+def test_rowids_moved_by_vacuum_rebuild_the_index(tmp_path: Path) -> None:
+    db = _story(tmp_path)
+    history_json(db, SUB)
+    conn = sqlite3.connect(db)
+    # inbox prune deletes and VACUUMs: rowids of a TEXT-keyed table move.
+    conn.execute("DELETE FROM events WHERE event_id = 'evt_h0'")
+    conn.commit()
+    conn.execute("VACUUM")
+    conn.close()
+    later = f.event("customer.subscription.updated",
+                    f.subscription(SUB, customer=CUS, status="canceled", metadata={"user_id": USER}),
+                    previous_attributes={"status": "active"}, id="evt_h8", created=f.T0 + 500)
+    run("replay-webhook", str(write_jsonl(tmp_path / "l.jsonl", envelopes([later]))), "--secret",
+        SECRET, "--db", str(db))
+    code, h = history_json(db, SUB)
+    # Without the mark's delivery check evt_h8 took the old mark's rowid and was missed.
+    assert code == 0 and h["deliveries"][-1]["event_id"] == "evt_h8"
+    assert len(h["deliveries"]) == 8
+
+
 def test_a_mirror_from_before_history_is_migrated_and_indexed(tmp_path: Path) -> None:
     db = _story(tmp_path)
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE IF EXISTS history_index")
     conn.execute("DELETE FROM meta WHERE key = 'history_indexed_rowid'")
-    conn.execute("PRAGMA user_version = 3")  # as a mirror made before history existed
+    conn.execute("PRAGMA user_version = 4")  # as a mirror made before history existed
     conn.commit()
     conn.close()
     code, h = history_json(db, SUB)

@@ -24,7 +24,15 @@ from typing import Annotated, ClassVar
 import typer
 
 from stripectl import __version__
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    Globals,
+    JsonOpt,
+    run_app,
+)
 from stripectl.cli.help_format import argument_help, plain_help
 from stripectl.cli.lazy import LazyCommand, LazyGroup
 from stripectl.cli.profile_opts import (
@@ -40,7 +48,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "replay-webhook": LazyCommand("stripectl.cli.replay:register", "Verify saved Stripe webhook deliveries and apply them to the SQLite mirror."),  # noqa: E501
     "events": LazyCommand("stripectl.cli.events:events_app", "Events API catch-up. Example: stripectl events pull --since 2h"),  # noqa: E501
     "webhook": LazyCommand("stripectl.cli.webhook:webhook_app", "Receive webhook deliveries. Example: stripectl webhook listen --secret whsec_..."),  # noqa: E501
-    "inbox": LazyCommand("stripectl.cli.inbox:inbox_app", "The stored deliveries (events table). Example: stripectl inbox export --output d.jsonl"),  # noqa: E501
+    "inbox": LazyCommand("stripectl.cli.inbox:inbox_app", "The stored deliveries (events table). Example: stripectl inbox export --output d.jsonl; stripectl inbox prune --bodies"),  # noqa: E501
     "payments": LazyCommand("stripectl.cli.payments:payments_app", "Idempotent payment intents. Example: stripectl payments create --amount 1050 --currency usd --order-ref ord_1001"),  # noqa: E501
     "checkout": LazyCommand("stripectl.cli.checkout:checkout_app", "Idempotent Checkout Sessions. Example: stripectl checkout create --mode subscription --price price_123 --user-id u_42 --success-url https://example.com/done"),  # noqa: E501
     "cards": LazyCommand("stripectl.cli.cards:register", "List Stripe's test cards and pm_card_* tokens with their expected outcome."),  # noqa: E501
@@ -59,6 +67,7 @@ class RootGroup(LazyGroup):
 
 
 app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="stripectl",
     cls=RootGroup,
     help=(
@@ -120,4 +129,4 @@ def main() -> None:
 
     command = typer.main.get_command(app)
     completion.register()  # after get_command: typer registers its classes there
-    command(prog_name="stripectl")
+    run_app(lambda: command(prog_name="stripectl"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from stripectl.cli.common import Ctx
     from stripectl.gateway.client import GatewaySettings
     from stripectl.gateway.stripe_cli_config import KeyChoice
 
@@ -33,7 +34,7 @@ ApiBaseOpt = Annotated[
 ]
 LiveOpt = Annotated[bool, typer.Option("--live", help="Allow a live-mode key (sk_live_/rk_live_).")]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each HTTP answer.")
+    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each HTTP answer from Stripe.")
 ]
 RetriesOpt = Annotated[
     int,
@@ -102,3 +103,21 @@ def _debugging(ctx: Any) -> bool:
         or (isinstance(root, Globals) and root.debug)
         or os.environ.get("STRIPECTL_DEBUG")
     )
+
+
+def checked_settings(
+    ctx: Ctx,
+    api_key: str | None,
+    api_base: str | None,
+    live: bool,
+    timeout: float = 30.0,
+    retries: int = 2,
+) -> GatewaySettings:
+    """The gateway settings, refused now if the key or base URL is wrong:
+    before the mirror is opened, so a config error creates no file."""
+    from stripectl.services.connection import check_stripe_settings
+
+    settings = gateway_settings(api_key, api_base, live, timeout, retries)
+    for warning in check_stripe_settings(settings):
+        ctx.note(f"warning: {warning}")
+    return settings

@@ -42,7 +42,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             "source": str,  # file:line, api, listener
             "received_at": int,
             "headers": str,  # JSON
-            "body": bytes,  # raw bytes exactly as received
+            "body": bytes,  # raw bytes exactly as received (TEXT if valid UTF-8: _v4)
             "verified": int,
             "outcome": str,
             "reason": str,
@@ -163,13 +163,19 @@ def _v3(db: sqlite_utils.Database) -> None:
 
 
 def _v4(db: sqlite_utils.Database) -> None:
+    from stripectl.store import events
+
+    events.migrate_text_bodies(db)
+
+
+def _v5(db: sqlite_utils.Database) -> None:
     from stripectl.store import history
 
     history.migrate(db)
 
 
 # Append only: a released migration is never edited.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

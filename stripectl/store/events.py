@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stripectl.store.db import Store
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 _CHUNK = 500
 
 
 class EventRow(NamedTuple):
-    """One `events` row, in column order (headers as JSON text, body raw bytes).
+    """One `events` row, in column order (headers as JSON text, body raw bytes:
+    stored as TEXT when they are valid UTF-8, see storable_body).
 
     The column order; callers may pass plain tuples in this order."""
 
@@ -33,6 +37,46 @@ class EventRow(NamedTuple):
     stored_at: int
 
 
+_BODY = EventRow._fields.index("body")
+
+
+def storable_body(body: bytes) -> str | bytes:
+    """The raw body as SQLite should hold it: TEXT when it is valid UTF-8
+    (decoding and encoding again gives back every byte), so JSON functions
+    and tools like Datasette read it; BLOB otherwise (SQLite 3.45+ reads a
+    BLOB passed to json_extract as JSONB, older versions refuse it)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
+
+
+def body_bytes(value: str | bytes | memoryview | None) -> bytes:
+    """A stored body back as the exact bytes received."""
+    if value is None:
+        return b""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def migrate_text_bodies(db: sqlite_utils.Database) -> None:
+    """Migration 4: events.body as TEXT where the raw bytes are valid UTF-8
+    (see storable_body); a body that is not stays a BLOB. In rowid batches,
+    inside the migration's transaction."""
+    conn = db.conn
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, body FROM events WHERE typeof(body) = 'blob' AND rowid > ? "
+            "ORDER BY rowid LIMIT 1000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        updates = [(text, rowid) for rowid, body in rows if isinstance(text := storable_body(body), str)]
+        conn.executemany("UPDATE events SET body = ? WHERE rowid = ?", updates)
+
+
 _UPSERT = (
     f"INSERT OR REPLACE INTO events ({', '.join(EventRow._fields)}) "
     f"VALUES ({', '.join('?' * len(EventRow._fields))})"
@@ -49,7 +93,10 @@ def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) ->
     a previously rejected delivery passes on a re-run (e.g. the right secret).
     """
     if rows:
-        store.conn.executemany(_UPSERT, rows)
+        b = _BODY
+        store.conn.executemany(
+            _UPSERT, [(*r[:b], storable_body(r[b]), *r[b + 1 :]) for r in rows]
+        )
 
 
 def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:

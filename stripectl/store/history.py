@@ -4,13 +4,14 @@ Deliveries are found through `history_index` (ref, delivery_id): the object id o
 each verified delivery, and the ids a rejected delivery's raw body mentions
 (rejected ones are stored without ids: an unverified body is not parsed).
 history fills it itself, catching up on the deliveries stored since its last
-run (`catch_up`, rowid > the mark in meta), in ref order. Not an index on
+run (`catch_up`, rowid > the mark in meta, checked against the delivery it named),
+in ref order. Not an index on
 events.object_id maintained by every insert: that cost replay 12-16% (a
 random-key B-tree touched by every chunk; bench/history.py prints it), while
 a catch-up writes each index page about once.
 
 The mirror tables' lookups (customer, user_id, ...) use plain indexes
-(migration v4 in store/db.py). On a mirror of millions of deliveries a
+(migration v5 in store/db.py). On a mirror of millions of deliveries a
 history reads only its own rows (bench/history.py).
 """
 
@@ -26,6 +27,7 @@ from stripectl.store.mirror import MIRROR_TABLES
 _CHUNK = 500
 _CATCH_UP_BATCH = 100_000
 MARK = "history_indexed_rowid"
+MARK_ID = "history_indexed_delivery"
 
 DELIVERY_COLUMNS = (
     "delivery_id, event_id, type, created, livemode, object_id, source, received_at, "
@@ -63,19 +65,30 @@ def refs_in(body: bytes | str | None) -> list[str]:
     return list(out)
 
 
+def _mark_holds(store: Store, mark: int) -> bool:
+    """Whether the row at the mark is still the delivery indexed last: rowids of
+    `events` (a TEXT primary key) move with VACUUM (inbox prune) and with
+    deletes at the end; then the index is rebuilt, never trusted."""
+    if mark == 0:
+        return True
+    row = store.conn.execute("SELECT delivery_id FROM events WHERE rowid = ?", (mark,)).fetchone()
+    return row is not None and row[0] == store.meta_get(MARK_ID)
+
+
 def pending(store: Store) -> int:
-    """How many stored deliveries the history index has not seen yet (roughly:
-    rowids above the mark)."""
+    """How many stored deliveries the history index has not seen yet (all of
+    them when the mark no longer holds)."""
     top = int(store.conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
     mark = int(store.meta_get(MARK) or 0)
-    return top if top < mark else top - mark  # below the mark: rows deleted, rebuild
+    return top - mark if _mark_holds(store, mark) and top >= mark else top
 
 
 def catch_up(store: Store, progress: Callable[[int], None] | None = None) -> int:
     """Index the deliveries stored since the last catch-up; returns how many.
 
     One write transaction (rows stored meanwhile wait for the next run). A
-    mark above every rowid means rows were deleted from the end: rebuild.
+    mark that no longer names the same delivery (VACUUM renumbered rowids,
+    rows deleted from the end) means: rebuild.
     A delivery replaced by a re-run (INSERT OR REPLACE: new rowid) is indexed
     again under its new contents; its old refs only ever match through the
     join on the events row as it is now.
@@ -86,7 +99,7 @@ def catch_up(store: Store, progress: Callable[[int], None] | None = None) -> int
     with store.transaction() as conn:
         mark = int(store.meta_get(MARK) or 0)
         top = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
-        if top < mark:
+        if top < mark or not _mark_holds(store, mark):
             conn.execute("DELETE FROM history_index")
             mark = 0
         while mark < top:
@@ -107,7 +120,9 @@ def catch_up(store: Store, progress: Callable[[int], None] | None = None) -> int
             mark = upper
             if progress is not None:
                 progress(done)
+        last = conn.execute("SELECT delivery_id FROM events WHERE rowid = ?", (top,)).fetchone()
         store.meta_set(MARK, str(top))
+        store.meta_set(MARK_ID, str(last[0]) if last else "")
     return done
 
 
