@@ -95,12 +95,16 @@ def rich_table(rows: Rows) -> Table:
     from rich.table import Table
     from rich.text import Text
 
+    from stripectl.style import style_for
+
     table = Table(title=rows.title, title_justify="left")
     for col in rows.columns:
         table.add_column(col.title, overflow="fold")
     for row in rows.rows:
         # Text(), not str: cell values must never be read as rich markup.
-        table.add_row(*(Text(printable(rows.display(row, c))) for c in rows.columns))
+        # Outcome words (applied, denied, stale...) coloured: stripectl/style.py.
+        cells = (printable(rows.display(row, c)) for c in rows.columns)
+        table.add_row(*(Text(v, style=style_for(v)) for v in cells))
     return table
 
 

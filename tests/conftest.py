@@ -21,7 +21,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(autouse=True)
-def _no_real_stripe(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_real_stripe(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     # Environment only (never stripe internals): no test may reach api.stripe.com
     # by accident, nor pick up a developer's real key or mirror.
     for var in (
@@ -30,8 +32,13 @@ def _no_real_stripe(monkeypatch: pytest.MonkeyPatch) -> None:
         "STRIPE_WEBHOOK_SECRET",
         "STRIPECTL_DB",
         "STRIPECTL_API_BASE",
+        "STRIPE_PROJECT_NAME",
     ):
         monkeypatch.delenv(var, raising=False)
+    # Nor a developer's `stripe login` (~/.config/stripe/config.toml).
+    empty = tmp_path_factory.getbasetemp() / "xdg-empty"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(empty))
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,8 @@ def test_every_command_help_has_an_example_and_exit_codes() -> None:
 
     group = typer.main.get_command(app)
     names: list[list[str]] = []
-    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+    for name in group.list_commands(None):  # type: ignore[attr-defined,arg-type]
+        cmd = group.get_command(None, name)  # type: ignore[attr-defined,arg-type]
         sub = getattr(cmd, "commands", None)
         names.extend([[name, s] for s in sub] if sub else [[name]])
     assert ["replay-webhook"] in names

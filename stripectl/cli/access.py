@@ -124,10 +124,14 @@ def access(
 
 
 def _print(ctx: Ctx, data: dict[str, object]) -> None:
+    from rich.text import Text
+
     from stripectl.render import Column, Rows, rich_table, ts
+    from stripectl.style import styled
 
     verdict = "GRANTED" if data["granted"] else "DENIED"
-    ctx.out.print(f"{verdict}: {data['subject']}: {data['why']}", highlight=False, markup=False)
+    kind = "stale" if data.get("stale") else verdict
+    ctx.out.print(Text.assemble(styled(verdict, kind), f": {data['subject']}: {data['why']}"))
     age = data.get("age_seconds")
     as_of = data.get("data_as_of")
     if data["mode"] == "offline":

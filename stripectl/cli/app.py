@@ -1,41 +1,95 @@
-"""The `stripectl` entry point: global options and the command list.
+"""The `stripectl` entry point: global options and the command table.
 
-Command modules import their services lazily, inside the command body, so that
-`stripectl --help` never imports stripe or sqlite_utils.
+ADDING A COMMAND = ONE LINE IN `COMMANDS` below:
+
+    "name": LazyCommand("stripectl.cli.module:attr", "One-line help."),
+
+`attr` is a `typer.Typer` (a group: `payments`, `webhook`, ...) or a
+`register(app)` function that adds the one command `name` to `app`.
+The help string is what `stripectl --help` lists; it must equal the first
+paragraph of the command's own help (tests/test_lazy_commands.py fails
+otherwise; `python scripts/gen_commands_doc.py` regenerates docs/commands.md).
+
+A command's module is imported only when that command runs, is completed or
+shows its own --help (stripectl/cli/lazy.py): `stripectl --help` and Tab on
+the command name import no command module. Command modules in turn import
+their services lazily, inside the command body, so that no --help imports
+stripe or sqlite_utils.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import typer
 
 from stripectl import __version__
-from stripectl.cli import access as access_cmd
-from stripectl.cli import cards, payment_actions, replay
-from stripectl.cli import reconcile as reconcile_cmd
-from stripectl.cli import sync as sync_cmd
-from stripectl.cli.checkout import checkout_app
-from stripectl.cli.common import EXIT_CODES_HELP, SUGGEST_COMMANDS, DbOpt, DebugOpt, Globals, JsonOpt, run_app
-from stripectl.cli.events import events_app
-from stripectl.cli.inbox import inbox_app
-from stripectl.cli.payments import payments_app
-from stripectl.cli.refunds import refunds_app
-from stripectl.cli.webhook import webhook_app
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    Globals,
+    JsonOpt,
+    run_app,
+)
+from stripectl.cli.help_format import argument_help, plain_help
+from stripectl.cli.lazy import LazyCommand, LazyGroup
+from stripectl.cli.profile_opts import (
+    CONFIG_HELP,
+    CONFIG_KEY,
+    PROJECT_HELP,
+    PROJECT_KEY,
+    add_profile_options,
+)
+
+# fmt: off
+COMMANDS: dict[str, LazyCommand] = {
+    "replay-webhook": LazyCommand("stripectl.cli.replay:register", "Verify saved Stripe webhook deliveries and apply them to the SQLite mirror."),  # noqa: E501
+    "events": LazyCommand("stripectl.cli.events:events_app", "Events API catch-up. Example: stripectl events pull --since 2h"),  # noqa: E501
+    "webhook": LazyCommand("stripectl.cli.webhook:webhook_app", "Receive webhook deliveries. Example: stripectl webhook listen --secret whsec_..."),  # noqa: E501
+    "inbox": LazyCommand("stripectl.cli.inbox:inbox_app", "The stored deliveries (events table). Example: stripectl inbox export --output d.jsonl; stripectl inbox prune --bodies"),  # noqa: E501
+    "payments": LazyCommand("stripectl.cli.payment_actions:payments_app", "Idempotent payment intents. Example: stripectl payments create --amount 1050 --currency usd --order-ref ord_1001"),  # noqa: E501
+    "refunds": LazyCommand("stripectl.cli.refunds:refunds_app", "Idempotent refunds. Example: stripectl refunds create --payment-intent pi_123 --amount 500 --refund-ref ticket_881"),  # noqa: E501
+    "checkout": LazyCommand("stripectl.cli.checkout:checkout_app", "Idempotent Checkout Sessions. Example: stripectl checkout create --mode subscription --price price_123 --user-id u_42 --success-url https://example.com/done"),  # noqa: E501
+    "cards": LazyCommand("stripectl.cli.cards:register", "List Stripe's test cards and pm_card_* tokens with their expected outcome."),  # noqa: E501
+    "sync": LazyCommand("stripectl.cli.sync:register", "Pull every subscription from Stripe into the SQLite mirror."),  # noqa: E501
+    "reconcile": LazyCommand("stripectl.cli.reconcile:register", "Compare the mirror with a fresh listing of every Stripe subscription."),  # noqa: E501
+    "access": LazyCommand("stripectl.cli.access:register", "May USER_OR_CUSTOMER be provisioned right now, and why."),  # noqa: E501
+    "history": LazyCommand("stripectl.cli.history:register", "One object's story from the mirror: deliveries, current state, access."),  # noqa: E501
+    "config": LazyCommand("stripectl.cli.config_cmd:config_app", "Where stripectl's settings come from. Example: stripectl config show"),  # noqa: E501
+}
+# fmt: on
+
+
+class RootGroup(LazyGroup):
+    lazy: ClassVar[dict[str, LazyCommand]] = COMMANDS
+    on_load = (add_profile_options, plain_help, argument_help)
+
 
 app = typer.Typer(
     suggest_commands=SUGGEST_COMMANDS,
     name="stripectl",
+    cls=RootGroup,
     help=(
         "Operations toolkit for Stripe: idempotent money mutations, verified webhook "
         "replay into a SQLite mirror, drift reports for CI.\n\n"
         "Example: stripectl replay-webhook examples/ --secret whsec_...\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
-    add_completion=False,
+    rich_markup_mode=None,  # see help_format.plain_help
+    # --install-completion / --show-completion for bash, zsh, fish (typer).
+    add_completion=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Wide terminals get wider help (click stops at 80 by default).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
+
+
+def _root_profiles(ctx: typer.Context, incomplete: str) -> list[str]:
+    from stripectl.cli.profile_opts import profile_names
+
+    return profile_names(ctx, incomplete)
 
 
 def _version(value: bool) -> None:
@@ -50,27 +104,30 @@ def root(
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
+    project_name: Annotated[
+        str | None,
+        typer.Option("--project-name", "-p", help=PROJECT_HELP, metavar="NAME", show_default=False,
+                     autocompletion=_root_profiles),
+    ] = None,
+    stripe_config: Annotated[
+        str | None,
+        typer.Option("--stripe-config", help=CONFIG_HELP, metavar="FILE", show_default=False),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     ctx.obj = Globals(db=db, json=json_out, debug=debug)
-
-
-replay.register(app)
-app.add_typer(events_app)
-app.add_typer(webhook_app)
-app.add_typer(inbox_app)
-app.add_typer(payments_app)
-payment_actions.register(payments_app)  # capture, cancel, show
-app.add_typer(refunds_app)
-app.add_typer(checkout_app)
-cards.register(app)
-sync_cmd.register(app)
-reconcile_cmd.register(app)
-access_cmd.register(app)
+    if project_name:
+        ctx.meta[PROJECT_KEY] = project_name
+    if stripe_config:
+        ctx.meta[CONFIG_KEY] = stripe_config
 
 
 def main() -> None:
-    run_app(app)
+    from stripectl.cli import completion
+
+    command = typer.main.get_command(app)
+    completion.register()  # after get_command: typer registers its classes there
+    run_app(lambda: command(prog_name="stripectl"))

@@ -20,13 +20,16 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    # Imported where used: rich.console costs ~25 ms that `--help` and a
+    # completion request must not pay.
+    from rich.console import Console
 
 from stripectl import errors
-from stripectl.json_text import JSONArraySpool
 from stripectl.redact import redact
 
 DEFAULT_DB = "stripectl.db"
@@ -96,6 +99,8 @@ class Ctx:
         """A JSON object written key by key; a list value given as an iterator is
         written item by item, and a JSONArraySpool (already redacted) copied
         as it is, so a 100k-event report never exists as one string."""
+        from stripectl.json_text import JSONArraySpool  # imports tempfile: not for --help
+
         w = sys.stdout.write
         w("{")
         for n, (key, value) in enumerate(parts):
@@ -121,14 +126,22 @@ class Ctx:
         self.err.print(printable(redact(message)), highlight=False, markup=False)
 
 
-class _Console(Console):
-    """rich's Console ends the process with SystemExit(1) (exit 1 means
-    "findings" here) when its stream is a closed pipe: raise it instead,
-    for `guarded` to end with the conventional status."""
+@functools.cache
+def _console_class() -> type[Console]:
+    """Built on first use: importing rich.console costs ~25 ms that `--help`
+    and a completion request must not pay."""
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+    class _Console(Console):
+        """rich's Console ends the process with SystemExit(1) (exit 1 means
+        "findings" here) when its stream is a closed pipe: raise it instead,
+        for `guarded` to end with the conventional status."""
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return _Console
 
 
 def stdout_is_gone() -> bool:
@@ -168,6 +181,7 @@ def run_app(app: Callable[[], Any]) -> None:
 
 
 def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -> Ctx:
+    _Console = _console_class()
     g = tctx.find_root().obj if isinstance(tctx.find_root().obj, Globals) else Globals()
     return Ctx(
         db=resolve_db(db, g.db),
@@ -211,6 +225,8 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from rich.console import Console
+
         err = Console(file=sys.stderr, stderr=True, soft_wrap=True)
         try:
             return fn(*args, **kwargs)

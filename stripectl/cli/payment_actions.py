@@ -13,6 +13,7 @@ import typer
 
 from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
 from stripectl.cli.payments import AllowStaleOpt, WaitOpt, print_fields, run_ledgered
+from stripectl.cli.payments import payments_app as _payments_group
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
@@ -219,3 +220,9 @@ def register(app: typer.Typer) -> None:
         from stripectl.cli.payments_render import render_show
 
         render_show(ctx, data)
+
+
+# The `payments` group as cli/app.py's lazy table loads it: `create` from
+# cli/payments.py plus the commands above.
+payments_app = _payments_group
+register(payments_app)

@@ -18,6 +18,7 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
+from stripectl.cli.completion import choices
 from stripectl.cli.outputs import check_writable, exit_code_of
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
@@ -106,7 +107,8 @@ def reconcile(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default table).", show_default=False
+            "--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default table).",
+            show_default=False, autocompletion=choices(*FORMATS),
         ),
     ] = None,
     output: Annotated[

@@ -21,7 +21,6 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.replay_render import TableEvents, render_replay
 from stripectl.cli.stripe_opts import GraceOpt, check_grace
 from stripectl.errors import ConfigError, UsageError
 from stripectl.json_text import JSONArraySpool
@@ -190,6 +189,8 @@ def replay_webhook(
     # (written out at the end, summary first), or as the table will list them.
     with ExitStack() as stack:
         spool = stack.enter_context(JSONArraySpool()) if ctx.json else None
+        from stripectl.cli.replay_render import TableEvents, render_replay
+
         table_events = TableEvents(events)
         sink: Callable[[list[EventResult]], None] = (
             partial(_spool_events, spool) if spool is not None else table_events
@@ -204,7 +205,7 @@ def replay_webhook(
         ) as inspected:
             store = open_store(ctx.db, dry_run=dry_run)
             try:
-                with progress(ctx, "replaying") as advance:
+                with progress(ctx, "replaying", total=_total(ctx, paths)) as advance:
                     report = replay_inspected(
                         store,
                         inspected,
@@ -222,6 +223,15 @@ def replay_webhook(
             report.events = table_events.kept
             render_replay(ctx, report.to_json(), events, subscriptions)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _total(ctx: Any, paths: list[Path]) -> int | None:
+    """The bar's total, counted only when a bar is shown (stripectl/cli/totals.py)."""
+    if not ctx.interactive or ctx.json:
+        return None
+    from stripectl.cli.totals import expected_deliveries
+
+    return expected_deliveries(paths)
 
 
 _HOST_PORT_PATH = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?(?:[/?#].*)?$")
@@ -287,7 +297,7 @@ def _forward(
                 hint="or --unsigned to forward bare events you vouch for",
             )
         deliveries = _verified(deliveries, secrets, tolerance, max_body_bytes, refused)
-    with progress(ctx, "forwarding") as advance:
+    with progress(ctx, "forwarding", total=_total(ctx, paths)) as advance:
         report = forward(
             deliveries,
             url,

@@ -11,15 +11,8 @@ from rich.text import Text
 from stripectl.cli.common import Ctx
 from stripectl.printable import printable
 from stripectl.redact import redact
+from stripectl.style import styled
 
-_STYLE = {
-    "applied": "green",
-    "duplicate": "dim",
-    "stale": "yellow",
-    "ignored": "dim",
-    "anomaly": "bold red",
-    "rejected": "bold red",
-}
 _AUTO_LIMIT = 100
 PROBLEMS = ("rejected", "anomaly", "stale")
 
@@ -120,7 +113,7 @@ def render_replay(
                 plain_cell(e["source"]),
                 plain_cell(_event_cell(e)),
                 plain_cell(e["type"] or "-"),
-                Text(e["outcome"], style=_STYLE.get(e["outcome"], "")),
+                styled(e["outcome"]),
                 plain_cell(reason),
             )
         ctx.out.print(table)
@@ -151,7 +144,7 @@ def render_replay(
                     dunning += f", retry {_when(d['next_payment_attempt'])}"
                 if d.get("action_required"):
                     dunning += ", needs 3-D Secure"
-            access = Text("yes", style="green") if s["access"] else Text("no", style="red")
+            access = styled("yes") if s["access"] else styled("no")
             if not s.get("verified", True):
                 access.append(" (UNVERIFIED)")
             table.add_row(

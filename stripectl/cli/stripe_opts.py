@@ -6,19 +6,21 @@ so the flags, env vars and the key-mode guard read the same everywhere.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from stripectl.cli.common import Ctx
     from stripectl.gateway.client import GatewaySettings
+    from stripectl.gateway.stripe_cli_config import KeyChoice
 
 ApiKeyOpt = Annotated[
     str | None,
     typer.Option(
         "--api-key",
-        help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY). Live keys need --live.",
+        help="Stripe secret key (env STRIPE_API_KEY, then STRIPE_SECRET_KEY, then the key `stripe login` "
+        "stored: see -p). Live keys need --live.",
         show_default=False,
     ),
 ]
@@ -90,11 +92,45 @@ def gateway_settings(
     max_rps: float | None = None,
     concurrency: int | None = None,
 ) -> GatewaySettings:
+    """Settings with the key resolved: --api-key, STRIPE_API_KEY, STRIPE_SECRET_KEY,
+    then the Stripe CLI's profile (-p/--project-name, --stripe-config)."""
     from stripectl.gateway.client import GatewaySettings
 
+    choice = resolve_key_here(api_key, live)
     return GatewaySettings(
-        api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries,
+        api_key=choice.key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries,
         max_rps=max_rps, concurrency=concurrency,
+    )
+
+
+def resolve_key_here(api_key: str | None, live: bool) -> KeyChoice:
+    """The key for this invocation; with --debug, says on stderr where it came from."""
+    import click
+
+    from stripectl.cli.profile_opts import chosen
+    from stripectl.gateway.stripe_cli_config import resolve_key
+
+    ctx = click.get_current_context(silent=True)
+    project, config = chosen(ctx)
+    choice = resolve_key(api_key, live=live, project_flag=project, config_flag=config)
+    if _debugging(ctx):
+        import sys
+
+        where = choice.detail + (f", expires {choice.expires_at}" if choice.expires_at else "")
+        sys.stderr.write(f"debug: Stripe key {choice.redacted} from {where}\n")
+    return choice
+
+
+def _debugging(ctx: Any) -> bool:
+    import os
+
+    from stripectl.cli.common import Globals
+
+    root = ctx.find_root().obj if ctx is not None else None
+    return bool(
+        (ctx is not None and ctx.params.get("debug"))
+        or (isinstance(root, Globals) and root.debug)
+        or os.environ.get("STRIPECTL_DEBUG")
     )
 
 

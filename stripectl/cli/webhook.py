@@ -137,10 +137,13 @@ def listen(
         unverified_per_minute=unverified_budget,
     )
     as_json = ctx.json
+    from stripectl.style import colour_on
+
+    colour = not as_json and colour_on(sys.stdout)
     out = LineSink(
         sys.stdout,
         dropped_line=lambda n: _dropped_line(n, as_json=as_json),
-        render=lambda line: _format(line, as_json=as_json),
+        render=lambda line: _format(line, as_json=as_json, colour=colour),
     )
     err = LineSink(sys.stderr)
     listener = Listener(config, out.put)
@@ -227,7 +230,7 @@ def _restore_signals(previous: dict[int, Any]) -> None:
         signal.signal(sig, old)
 
 
-def _format(line: DeliveryLine, *, as_json: bool) -> str:
+def _format(line: DeliveryLine, *, as_json: bool, colour: bool = False) -> str:
     from stripectl.redact import redact
 
     if as_json:
@@ -241,12 +244,19 @@ def _format(line: DeliveryLine, *, as_json: bool) -> str:
         what += f" error: {line.error}"
     from stripectl.printable import printable
 
-    return printable(
+    text = printable(
         redact(
             f"{format_ts(line.received_at)} {line.status} {line.event_id or '-'} "
             f"{line.type or '-'} {what} {line.latency_ms:.0f}ms"
         )
     )
+    if colour and line.outcome:
+        # After printable(): the escape codes are ours, the rest was made safe.
+        from stripectl.style import ansi
+
+        head, sep, tail = text.partition(f" {line.outcome}")
+        text = head + (f" {ansi(line.outcome)}" if sep else "") + tail
+    return text
 
 
 # `webhook probe` and `webhook audit` (issue 16) live in their own module.

@@ -174,8 +174,14 @@ def _v5(db: sqlite_utils.Database) -> None:
     refunds.migrate(db)
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    from stripectl.store import history
+
+    history.migrate(db)
+
+
 # Append only: a released migration is never edited.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
