@@ -94,7 +94,7 @@ def access(
         raise UsageError("--max-age applies with --offline (online answers are fresh)")
     from stripectl.services.connection import open_gateway
 
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = None if offline else open_gateway(store, gateway_settings(api_key, api_base, live))
         report = check_access(store, gateway, subject, grace=grace, max_age=age_limit)

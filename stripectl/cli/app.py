@@ -16,7 +16,7 @@ from stripectl.cli import cards, replay
 from stripectl.cli import reconcile as reconcile_cmd
 from stripectl.cli import sync as sync_cmd
 from stripectl.cli.checkout import checkout_app
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt
+from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt, SchemaOpt
 from stripectl.cli.events import events_app
 from stripectl.cli.inbox import inbox_app
 from stripectl.cli.payments import payments_app
@@ -52,8 +52,9 @@ def root(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    schema: SchemaOpt = None,
 ) -> None:
-    ctx.obj = Globals(db=db, json=json_out, debug=debug)
+    ctx.obj = Globals(db=db, json=json_out, debug=debug, schema=schema)
 
 
 replay.register(app)

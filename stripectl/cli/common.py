@@ -32,7 +32,19 @@ DbOpt = Annotated[
     typer.Option(
         "--db",
         envvar="STRIPECTL_DB",
-        help="SQLite mirror file (env STRIPECTL_DB; default ./stripectl.db).",
+        help=(
+            "The mirror: a SQLite file, or a postgresql://user@host/db URL for a mirror "
+            "shared by a team (env STRIPECTL_DB; default ./stripectl.db)."
+        ),
+        show_default=False,
+    ),
+]
+SchemaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        envvar="STRIPECTL_SCHEMA",
+        help="PostgreSQL schema holding the mirror's tables (env STRIPECTL_SCHEMA; default stripectl).",
         show_default=False,
     ),
 ]
@@ -49,6 +61,7 @@ class Globals:
     db: str | None = None
     json: bool = False
     debug: bool = False
+    schema: str | None = None
 
 
 @dataclass
@@ -60,6 +73,7 @@ class Ctx:
     debug: bool
     out: Console
     err: Console
+    schema: str | None = None  # PostgreSQL only: where the mirror's tables live
 
     @property
     def interactive(self) -> bool:
@@ -111,6 +125,7 @@ def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -
         # Piped output is read by people later (CI logs): don't squeeze it to 80 columns.
         out=Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200),
         err=Console(file=sys.stderr, stderr=True, soft_wrap=True),
+        schema=g.schema or os.environ.get("STRIPECTL_SCHEMA") or None,
     )
 
 

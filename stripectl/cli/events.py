@@ -84,7 +84,7 @@ def pull(
     since_ts = None if since is None or since.strip().lower() == "cursor" else parse_since(since)
     from stripectl.services.connection import open_gateway
 
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
         with progress(ctx, "pulling events") as advance:

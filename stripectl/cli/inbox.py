@@ -80,7 +80,7 @@ def export(
     since_ts = parse_since(since) if since else None
     if not Path(ctx.db).exists():
         raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     written = unsigned = 0
     sink: IO[str]
     try:

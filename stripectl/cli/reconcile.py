@@ -141,7 +141,7 @@ def reconcile(
     grace = check_grace(grace)
     from stripectl.services.connection import open_gateway
 
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         if history:
             _history(ctx, store, fmt, limit)

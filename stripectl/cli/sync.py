@@ -74,7 +74,7 @@ def sync(
         since_ts = parse_since(since)
     from stripectl.services.connection import open_gateway
 
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
         with progress(ctx, "syncing subscriptions") as advance:

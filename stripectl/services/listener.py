@@ -54,6 +54,7 @@ class ListenerConfig:
     path: str = "/webhooks/stripe"
     max_body: int = 1_048_576
     tolerance: int = 300
+    schema: str | None = None  # PostgreSQL mirrors: the schema of its tables
 
 
 @dataclass
@@ -107,7 +108,7 @@ class _Writer(threading.Thread):
         from stripectl.store import open_store
 
         try:
-            store = open_store(self.config.db_path)
+            store = open_store(self.config.db_path, schema=self.config.schema)
         except BaseException as exc:
             self.startup_error = exc
             self.ready.set()

@@ -33,10 +33,6 @@ class EventRow(NamedTuple):
     stored_at: int
 
 
-_UPSERT = (
-    f"INSERT OR REPLACE INTO events ({', '.join(EventRow._fields)}) "
-    f"VALUES ({', '.join('?' * len(EventRow._fields))})"
-)
 
 
 def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) -> None:
@@ -49,7 +45,16 @@ def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) ->
     a previously rejected delivery passes on a re-run (e.g. the right secret).
     """
     if rows:
-        store.conn.executemany(_UPSERT, rows)
+        # Engine-specific: INSERT OR REPLACE on SQLite, ON CONFLICT on PostgreSQL.
+        sql = _upserts.get(store.dialect)
+        if sql is None:
+            sql = _upserts[store.dialect] = store.engine.replace_sql(
+                "events", EventRow._fields, "delivery_id"
+            )
+        store.executemany(sql, rows)
+
+
+_upserts: dict[str, str] = {}
 
 
 def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
@@ -57,12 +62,12 @@ def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), _CHUNK):
         part = unique[start : start + _CHUNK]
-        out.extend(store.conn.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
+        out.extend(store.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
     return out
 
 
 def any_events(store: Store) -> bool:
-    return store.conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
+    return store.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
 
 
 def known_deliveries(store: Store, delivery_ids: list[str]) -> dict[str, tuple[str, str | None]]:
@@ -88,5 +93,5 @@ def accepted_event_ids(store: Store, event_ids: list[str]) -> set[str]:
 def event_counts(store: Store) -> dict[str, int]:
     return {
         str(r[0]): int(r[1])
-        for r in store.conn.execute("SELECT outcome, count(*) FROM events GROUP BY outcome")
+        for r in store.execute("SELECT outcome, count(*) FROM events GROUP BY outcome")
     }

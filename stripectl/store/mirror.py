@@ -51,7 +51,7 @@ def put_rows(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
             f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
             f"ON CONFLICT(id) DO UPDATE SET {updates}"
         )
-        store.conn.executemany(sql, values)
+        store.executemany(sql, values)
 
 
 def get_row(store: Store, table: str, row_id: str) -> dict[str, Any] | None:
@@ -79,9 +79,8 @@ def newest_invoices_for_subscriptions(
     """Each subscription's newest invoice by (last_event_created, id), the
     order of subscription_report.latest_invoices, and only `columns`.
 
-    SQLite takes a bare column of a GROUP BY query with a single max() from
-    the row holding that max (documented in "SELECT", bare columns in an
-    aggregate query). Reading every invoice with all its columns was most of
+    The query is the engine's (SQLite: a bare column beside max(); PostgreSQL:
+    DISTINCT ON). Reading every invoice with all its columns was most of
     the 5,000-subscription access report of bench/replay.py (~75 -> ~25 ms).
     """
     wanted = list(dict.fromkeys(i for i in sub_ids if i))
@@ -89,13 +88,13 @@ def newest_invoices_for_subscriptions(
     for start in range(0, len(wanted), _CHUNK):
         part = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(part))
-        rows = store.query(
-            f"SELECT {columns}, max(printf('%020d|%s', coalesce(last_event_created, 0), id)) "
-            f"AS newest_key FROM invoices WHERE subscription IN ({marks}) GROUP BY subscription",
-            tuple(part),
+        sql = store.engine.newest_per_group_sql(
+            "invoices", columns, "subscription", ("last_event_created", "id"),
+            f"subscription IN ({marks})",
         )
+        rows = store.query(sql, tuple(part))
         for row in rows:
-            del row["newest_key"]
+            row.pop("newest_key", None)
         out.extend(rows)
     return out
 
@@ -114,7 +113,7 @@ def invoices_for_subscriptions(store: Store, sub_ids: Iterable[str]) -> list[dic
 
 def checkout_link(store: Store, subscription_id: str) -> tuple[str | None, str | None] | None:
     """The user a completed checkout session attached to this subscription."""
-    row = store.conn.execute(
+    row = store.execute(
         "SELECT user_id, plan_name FROM checkout_sessions WHERE subscription = ? "
         "AND user_id IS NOT NULL ORDER BY last_event_created DESC LIMIT 1",
         (subscription_id,),

@@ -96,7 +96,7 @@ def subscription_newer_than_snapshot(
 
 
 def _event_only_columns(store: Store) -> tuple[str, ...]:
-    cols = store.db["subscriptions"].columns_dict
+    cols = store.columns("subscriptions")
     return tuple(c for c in _EVENT_ONLY if c in cols)
 
 
@@ -170,7 +170,7 @@ def delete_subscriptions(store: Store, ids: list[str], *, snapshot_at: int) -> l
     gone: list[str] = []
     for row in get_rows(store, "subscriptions", ids).values():
         if not newer_than_snapshot(row, snapshot_at):
-            store.db.table("subscriptions").delete(row["id"])
+            store.delete("subscriptions", "id", row["id"])
             gone.append(row["id"])
     return gone
 
@@ -185,7 +185,7 @@ def apply_invoice_snapshot(
         return False
     stamp = {"last_event_id": event_id, "last_event_created": snapshot_at, "updated_at": now,
              "source": "api"}
-    cols = store.db["invoices"].columns_dict
+    cols = store.columns("invoices")
     stamp.update(dict.fromkeys(c for c in _EVENT_ONLY if c in cols))
     put_rows(store, "invoices", [{**row, **stamp}])
     return True
@@ -193,7 +193,7 @@ def apply_invoice_snapshot(
 
 def iter_subscription_index(store: Store) -> Iterator[tuple[Any, ...]]:
     """Every mirror subscription as an INDEX_COLUMNS tuple (reads only)."""
-    cur = store.conn.execute(f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions")
+    cur = store.execute(f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions")
     while True:
         batch = cur.fetchmany(2000)
         if not batch:
@@ -202,7 +202,7 @@ def iter_subscription_index(store: Store) -> Iterator[tuple[Any, ...]]:
 
 
 def count_subscriptions(store: Store) -> int:
-    return int(store.conn.execute("SELECT count(*) FROM subscriptions").fetchone()[0])
+    return int(store.execute("SELECT count(*) FROM subscriptions").fetchone()[0])
 
 
 def subscriptions_of(store: Store, subject: str) -> dict[str, Any]:
