@@ -19,6 +19,7 @@ from stripectl.cli.checkout import checkout_app
 from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt, SchemaOpt
 from stripectl.cli.events import events_app
 from stripectl.cli.inbox import inbox_app
+from stripectl.cli.mirror import mirror_app
 from stripectl.cli.payments import payments_app
 from stripectl.cli.webhook import webhook_app
 
@@ -61,6 +62,7 @@ replay.register(app)
 app.add_typer(events_app)
 app.add_typer(webhook_app)
 app.add_typer(inbox_app)
+app.add_typer(mirror_app)
 app.add_typer(payments_app)
 app.add_typer(checkout_app)
 cards.register(app)
