@@ -65,7 +65,9 @@ def copy_cmd(
             destination_schema=dst_schema or ctx.schema,
             progress=lambda _table, n: advance(n),
         )
-    tables = [{"table": t.table, "rows": t.rows, "checksum": t.hex} for t in report.tables]
+    tables: list[dict[str, str | int]] = [
+        {"table": t.table, "rows": t.rows, "checksum": t.hex} for t in report.tables
+    ]
     if ctx.json:
         ctx.emit_json({"source": report.source, "destination": report.destination,
                        "tables": tables, "verified": report.verified})
@@ -73,10 +75,10 @@ def copy_cmd(
     from rich.table import Table
 
     table = Table("table", "rows", "checksum")
-    for t in tables:
-        table.add_row(t["table"], str(t["rows"]), t["checksum"])
+    for t in report.tables:
+        table.add_row(t.table, str(t.rows), t.hex)
     ctx.out.print(table)
-    total = sum(t["rows"] for t in tables)
+    total = sum(t.rows for t in report.tables)
     ctx.out.print(
         f"copied {total} rows in {len(tables)} tables; counts and checksums verified",
         highlight=False, markup=False,
