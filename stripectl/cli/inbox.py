@@ -78,9 +78,19 @@ def export(
         if o not in OUTCOMES:
             raise UsageError(f"--outcome {o!r}: expected one of {', '.join(OUTCOMES)}")
     since_ts = parse_since(since) if since else None
-    if not Path(ctx.db).exists():
+    from stripectl.store.engine import is_url
+    from stripectl.store.engine.postgres import redact_url as store_target
+
+    if is_url(ctx.db):
+        # Read only: a server mirror is not created by an export.
+        store = open_store(ctx.db, dry_run=True, schema=ctx.schema)
+        if store.path == ":memory:":
+            store.close()
+            raise UsageError(f"no mirror at {store_target(ctx.db)}", hint="pass --db or set STRIPECTL_DB")
+    elif not Path(ctx.db).exists():
         raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
-    store = open_store(ctx.db, schema=ctx.schema)
+    else:
+        store = open_store(ctx.db, schema=ctx.schema)
     written = unsigned = 0
     sink: IO[str]
     try:
