@@ -252,3 +252,19 @@ def test_replay_gives_identical_mirrors_on_both_engines(store: Store, tmp_path: 
         assert store_state(store) == store_state(reference)
     finally:
         reference.close()
+
+
+def test_a_nul_character_is_malformed_on_both_engines(store: Store) -> None:
+    """PostgreSQL's text cannot hold NUL: such a delivery is refused on both
+    engines (the same mirror either way), and still stored as it came."""
+    cus = f.customer("cus_1NulChar0000001")
+    cus["name"] = "a\x00b"
+    good = f.event("customer.created", f.customer("cus_1NulChar0000002"), id="evt_nul_ok", created=f.T0)
+    envs = envelopes([f.event("customer.created", cus, id="evt_nul", created=f.T0), good])
+    deliveries = [Delivery(source="n", body=e["body"].encode(), headers=e["headers"],
+                           received_at=e["received_at"]) for e in envs]
+    report = replay(store, deliveries, ReplayOptions(secrets=[SECRET]), now=f.T0)
+    assert report.summary["rejected"] == 1 and report.summary["applied"] == 1
+    assert [r["id"] for r in store.query("SELECT id FROM customers")] == ["cus_1NulChar0000002"]
+    stored = {d.event_id: d for d in store_inbox.iter_deliveries(store)}
+    assert stored["evt_nul"].outcome == "rejected" and b"\\u0000" in stored["evt_nul"].body
