@@ -268,3 +268,27 @@ def test_a_nul_character_is_malformed_on_both_engines(store: Store) -> None:
     assert [r["id"] for r in store.query("SELECT id FROM customers")] == ["cus_1NulChar0000002"]
     stored = {d.event_id: d for d in store_inbox.iter_deliveries(store)}
     assert stored["evt_nul"].outcome == "rejected" and b"\\u0000" in stored["evt_nul"].body
+
+
+def test_a_dropped_connection_is_replaced_before_the_next_write(mirror_target: str) -> None:
+    """A server restart or failover: the next transaction and the next read
+    use a new session instead of failing forever (a listener keeps serving)."""
+    if not mirror_target.startswith("postgresql://"):
+        return  # a file has no connection to lose
+    a, b = open_store(mirror_target), open_store(mirror_target)
+    try:
+        pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+        b.execute("SELECT pg_terminate_backend(?)", (pid,))
+        import time
+
+        time.sleep(0.2)
+        with a.transaction():
+            a.meta_set("after", "drop")
+        assert b.meta_get("after") == "drop"
+        pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+        b.execute("SELECT pg_terminate_backend(?)", (pid,))
+        time.sleep(0.2)
+        assert a.meta_get("after") == "drop"
+    finally:
+        a.close()
+        b.close()

@@ -64,6 +64,8 @@ class PostgresEngine:
         import psycopg
 
         self.raw = conn
+        self._url = url  # with its password: for reconnecting, never printed
+        self._in_tx = False
         self.target = redact_url(url)
         self.schema = schema
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error,)
@@ -87,9 +89,7 @@ class PostgresEngine:
                 hint="pip install 'stripectl[postgres]'",
             ) from None
         try:
-            conn = psycopg.connect(
-                url, autocommit=True, connect_timeout=10, application_name="stripectl"
-            )
+            conn = _connect(url)
         except psycopg.Error as exc:
             raise StoreError(
                 f"cannot connect to the mirror {redact_url(url)}: {_first_line(exc)}",
@@ -134,7 +134,25 @@ class PostgresEngine:
 
     # -- statements -------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        return self.raw.execute(translate(sql), params)
+        import psycopg
+
+        try:
+            return self.raw.execute(translate(sql), params)
+        except psycopg.OperationalError:
+            # A read outside a transaction on a connection the server dropped
+            # (a restart, a failover): reconnect and read again, once.
+            if self._in_tx or not self.raw.broken:
+                raise
+            self._reconnect()
+            return self.raw.execute(translate(sql), params)
+
+    def _reconnect(self) -> None:
+        """A new session: leases of the old one are gone with it."""
+        with contextlib.suppress(Exception):
+            self.raw.close()
+        self.raw = _connect(self._url)
+        self.raw.execute(f'SET search_path TO "{self.schema}"')
+        self._leases.clear()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         # psycopg 3 sends the whole batch in pipeline mode: one round trip
@@ -190,19 +208,30 @@ class PostgresEngine:
     def begin_write(self) -> None:
         import psycopg
 
-        try:
-            self.raw.execute("BEGIN")
-            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
-            self.raw.execute("SELECT nextval('write_seq')")
-        except psycopg.Error as exc:
-            self._rollback_quietly()
-            raise StoreError(f"cannot lock the mirror {self.target}: {_first_line(exc)}") from exc
+        for attempt in (1, 2):
+            try:
+                if self.raw.broken:
+                    self._reconnect()
+                self.raw.execute("BEGIN")
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
+                self.raw.execute("SELECT nextval('write_seq')")
+                break
+            except psycopg.Error as exc:
+                self._rollback_quietly()
+                if attempt == 1 and self.raw.broken:
+                    continue  # dropped by the server before anything was done: a new session
+                raise StoreError(
+                    f"cannot lock the mirror {self.target}: {_first_line(exc)}"
+                ) from exc
+        self._in_tx = True
         self._own_writes += 1
 
     def commit(self) -> None:
+        self._in_tx = False
         self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
+        self._in_tx = False
         self._rollback_quietly()
 
     def _rollback_quietly(self) -> None:
@@ -265,6 +294,12 @@ class PostgresEngine:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="stripectl")
 
 
 def _insertion_ordered() -> frozenset[str]:
