@@ -292,3 +292,20 @@ def test_a_dropped_connection_is_replaced_before_the_next_write(mirror_target: s
     finally:
         a.close()
         b.close()
+
+
+def test_checkout_links_pick_the_same_session_on_both_engines(store: Store) -> None:
+    with store.transaction():
+        store_mirror.put_rows(store, "checkout_sessions", [
+            {"id": "cs_a", "subscription": "sub_1", "user_id": "u_null", "last_event_created": None},
+            {"id": "cs_b", "subscription": "sub_1", "user_id": "u_old", "last_event_created": 5},
+            {"id": "cs_c", "subscription": "sub_1", "user_id": "u_tie_c", "last_event_created": 9},
+            {"id": "cs_d", "subscription": "sub_1", "user_id": "u_tie_d", "last_event_created": 9},
+            {"id": "cs_e", "subscription": "sub_2", "user_id": "u_only_null", "last_event_created": None},
+            {"id": "cs_f", "subscription": "sub_3", "user_id": None, "last_event_created": 9},
+        ])
+    assert store_mirror.checkout_link(store, "sub_1") == ("u_tie_d", None)
+    assert store_mirror.checkout_link(store, "sub_2") == ("u_only_null", None)
+    assert store_mirror.checkout_link(store, "sub_3") is None
+    links = store_mirror.checkout_links(store, ["sub_1", "sub_2", "sub_3", "sub_9"])
+    assert links == {"sub_1": ("u_tie_d", None), "sub_2": ("u_only_null", None)}

@@ -113,9 +113,32 @@ def invoices_for_subscriptions(store: Store, sub_ids: Iterable[str]) -> list[dic
 
 def checkout_link(store: Store, subscription_id: str) -> tuple[str | None, str | None] | None:
     """The user a completed checkout session attached to this subscription."""
+    # NULLS LAST and the id: the same pick on both engines (PostgreSQL
+    # sorts NULL first in DESC, SQLite last; a tie was the engine's choice).
     row = store.execute(
         "SELECT user_id, plan_name FROM checkout_sessions WHERE subscription = ? "
-        "AND user_id IS NOT NULL ORDER BY last_event_created DESC LIMIT 1",
+        "AND user_id IS NOT NULL ORDER BY last_event_created DESC NULLS LAST, id DESC LIMIT 1",
         (subscription_id,),
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def checkout_links(
+    store: Store, subscription_ids: Iterable[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """`checkout_link` of many subscriptions in one query per 500 (a sync of
+    10,000 subscriptions asked once per row: a round trip each on a server)."""
+    wanted = list(dict.fromkeys(i for i in subscription_ids if i))
+    best: dict[str, tuple[tuple[int, int, str], tuple[str | None, str | None]]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        part = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(part))
+        for sub, user, plan, created, cs_id in store.execute(
+            "SELECT subscription, user_id, plan_name, last_event_created, id FROM checkout_sessions "
+            f"WHERE subscription IN ({marks}) AND user_id IS NOT NULL",
+            tuple(part),
+        ).fetchall():
+            key = (0 if created is None else 1, created or 0, cs_id)
+            if sub not in best or key > best[sub][0]:
+                best[sub] = (key, (user, plan))
+    return {sub: link for sub, (_, link) in best.items()}

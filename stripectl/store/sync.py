@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stripectl.store.db import Store
-from stripectl.store.mirror import checkout_link, get_rows, put_rows
+from stripectl.store.mirror import checkout_links, get_rows, put_rows
 
 # What a snapshot says about a subscription (webhooks/snapshots.subscription_row).
 SUBSCRIPTION_CONTENT = (
@@ -128,13 +128,14 @@ def apply_subscription_snapshots(
     }
     full: list[dict[str, Any]] = []
     touch: list[dict[str, Any]] = []
+    links = checkout_links(store, [r["id"] for r in rows if not r.get("user_id")])
     for row in rows:
         old = local.get(row["id"])
         if old is not None and newer_than_snapshot(old, snapshot_at):
             out.skipped_newer.append(row["id"])
             continue
         if not row.get("user_id"):
-            _keep_user_link(store, row, old)
+            _keep_user_link(links.get(row["id"]), row, old)
         if old is None:
             full.append({**row, "status_since": snapshot_at, **stamp})
             out.created.append(row["id"])
@@ -154,10 +155,11 @@ def apply_subscription_snapshots(
     return out
 
 
-def _keep_user_link(store: Store, row: dict[str, Any], old: dict[str, Any] | None) -> None:
+def _keep_user_link(
+    link: tuple[str | None, str | None] | None, row: dict[str, Any], old: dict[str, Any] | None
+) -> None:
     # As replay does (webhooks/apply.py): a subscription without metadata
     # user_id keeps the user its Checkout Session (or the mirror) named.
-    link = checkout_link(store, row["id"])
     if link is None and old is not None:
         link = (old.get("user_id"), old.get("plan_name"))
     if link is not None:
