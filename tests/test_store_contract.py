@@ -309,3 +309,50 @@ def test_checkout_links_pick_the_same_session_on_both_engines(store: Store) -> N
     assert store_mirror.checkout_link(store, "sub_3") is None
     links = store_mirror.checkout_links(store, ["sub_1", "sub_2", "sub_3", "sub_9"])
     assert links == {"sub_1": ("u_tie_d", None), "sub_2": ("u_only_null", None)}
+
+
+def test_named_writers_exclude_only_the_same_names(mirror_target: str) -> None:
+    """PostgreSQL: replay chunks naming other objects commit side by side;
+    one naming the same object, or an unnamed writer, waits. (SQLite: every
+    writer waits for the file's one write lock.)"""
+    import threading
+
+    a = open_store(mirror_target)
+    done: list[str] = []
+
+    def write(names: list[str] | None, label: str) -> None:
+        b = open_store(mirror_target)  # its own connection, in its own thread
+        try:
+            with b.transaction(names):
+                b.meta_set(label, "1")
+            done.append(label)
+        finally:
+            b.close()
+
+    try:
+        with a.transaction(["o:subscriptions:sub_1"]):
+            a.meta_set("held", "1")
+
+            other = threading.Thread(target=write, args=(["o:subscriptions:sub_2"], "other"))
+            other.start()
+            other.join(timeout=3)
+            if a.concurrent_writers:
+                assert done == ["other"], "a writer of another object had to wait"
+            else:
+                assert done == []
+            same = threading.Thread(target=write, args=(["o:subscriptions:sub_1"], "same"))
+            same.start()
+            same.join(timeout=0.5)
+            assert "same" not in done, "a writer of the same object did not wait"
+        same.join(timeout=10)
+        other.join(timeout=10)
+        assert set(done) == {"other", "same"}
+        with a.transaction(["o:x"]):
+            unnamed = threading.Thread(target=write, args=(None, "unnamed"))
+            unnamed.start()
+            unnamed.join(timeout=0.5)
+            assert "unnamed" not in done, "an unnamed writer ran beside a named one"
+        unnamed.join(timeout=10)
+        assert "unnamed" in done
+    finally:
+        a.close()

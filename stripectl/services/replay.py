@@ -171,7 +171,10 @@ def _replay_inspected(
             else:
                 # Dedupe lookups, the apply and the writes share one write lock: a
                 # listener on the same mirror cannot store an event in between.
-                with store.transaction():
+                # Where the store can lock names, the chunk names what it
+                # decides on, and receivers on other objects go side by side.
+                names = _lock_names(store, inspected) if store.concurrent_writers else None
+                with store.transaction(names):
                     run.check_store()
                     results = run.process_chunk(inspected, clock)
                     store_events.insert_events(store, _event_rows(inspected, results, report.run_id, clock))
@@ -310,6 +313,30 @@ class _Run:
         for res, ins, first in repeats:
             _note_duplicate(res, ins, (first.outcome, first.reason))
         return results
+
+
+def _lock_names(store: Store, inspected: list[Inspected]) -> list[str]:
+    """Everything a chunk reads to decide and then writes, by name: each
+    delivery id (dedupe of the bytes), event id (dedupe of the event), the
+    object each event applies to, and the subscription a Checkout Session
+    names (its completion links the user; a subscription reads that link).
+    The mirror's mode, while it has none (the first event sets it; never
+    changed after)."""
+    names: list[str] = []
+    add = names.append
+    for ins in inspected:
+        add(f"d:{ins.delivery_id}")
+        if ins.reason is not None:
+            continue  # rejected: only its `events` row is written
+        if ins.event_id:
+            add(f"e:{ins.event_id}")
+        if ins.table is not None and ins.object_id:
+            add(f"o:{ins.table}:{ins.object_id}")
+            if ins.table == "checkout_sessions" and ins.row and ins.row.get("subscription"):
+                add(f"o:subscriptions:{ins.row['subscription']}")
+    if store.meta_get("livemode") is None:
+        add("meta:livemode")
+    return names
 
 
 def _note_duplicate(

@@ -177,13 +177,20 @@ class Store:
         self.path = engine.target
         self.readonly = readonly
         self._errors = engine.errors
+        # Whether naming what a transaction touches lets writers run side by
+        # side (PostgreSQL); on SQLite every writer holds the file's lock.
+        self.concurrent_writers = engine.concurrent_writers
 
     @contextmanager
-    def transaction(self) -> Iterator[Store]:
+    def transaction(self, names: Sequence[str] | None = None) -> Iterator[Store]:
+        """A write transaction. Without `names` it excludes every other writer
+        of the mirror. With `names` (every delivery, event and object it reads
+        to decide or writes: see services/replay.py) it excludes only unnamed
+        writers and those naming one of the same, where the engine allows it."""
         if self.readonly:
             raise StoreError("internal: write attempted on a read-only (dry-run) store")
         engine = self.engine
-        engine.begin_write()
+        engine.begin_write(names)
         try:
             yield self
         except self._errors as exc:

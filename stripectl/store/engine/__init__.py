@@ -39,12 +39,17 @@ class Engine(Protocol):
     target: str  # what error messages call the mirror (a path, a URL without password)
     raw: Any  # the driver's connection (sqlite3.Connection | psycopg.Connection)
     errors: tuple[type[BaseException], ...]  # the driver's database errors
+    # Whether write transactions that name what they touch (`begin_write(names)`)
+    # run side by side: SQLite has one write lock per file, PostgreSQL locks names.
+    concurrent_writers: bool
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor: ...
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-    def begin_write(self) -> None:
+    def begin_write(self, names: Sequence[str] | None = None) -> None:
         """Start a write transaction holding the mirror's write lock: writers
-        on one mirror run one at a time, whatever process or machine they are on."""
+        on one mirror run one at a time, whatever process or machine they are on.
+        With `names` (everything the transaction reads to decide and writes),
+        it excludes only writers of the same names and unnamed writers."""
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def data_version(self) -> int:

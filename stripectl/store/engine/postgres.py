@@ -59,6 +59,7 @@ def lock_key(*parts: str) -> int:
 
 class PostgresEngine:
     name = "postgres"
+    concurrent_writers = True
 
     def __init__(self, conn: Any, url: str, schema: str) -> None:
         import psycopg
@@ -118,6 +119,12 @@ class PostgresEngine:
 
     def _bootstrap(self) -> None:
         """The schema, the migrations table and the write counter, under the write lock."""
+        ready = self.raw.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+            (f'"{self.schema}".schema_migrations', f'"{self.schema}".write_seq'),
+        ).fetchone()[0]
+        if ready:  # the usual case: opening takes no lock
+            return
         self.raw.execute("BEGIN")
         try:
             self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
@@ -205,21 +212,35 @@ class PostgresEngine:
         ]
 
     # -- transactions -----------------------------------------------------
-    def begin_write(self) -> None:
+    def begin_write(self, names: Sequence[str] | None = None) -> None:
         import psycopg
 
-        for attempt in (1, 2):
+        keys = sorted({lock_key("stripectl", self.schema, "name", n) for n in names or ()})
+        for attempt in range(1, 6):
             try:
                 if self.raw.broken:
                     self._reconnect()
                 self.raw.execute("BEGIN")
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
+                if keys:
+                    # Named writers (replay chunks) share the mirror lock and
+                    # exclude each other name by name, all names taken in one
+                    # statement in key order (no two can deadlock); unnamed
+                    # writers (sync, the ledger, migrations) exclude everyone.
+                    self.raw.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._write_key,))
+                    self.raw.execute(
+                        "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                        "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS ordered",
+                        (keys,),
+                    )
+                else:
+                    self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
                 self.raw.execute("SELECT nextval('write_seq')")
                 break
             except psycopg.Error as exc:
                 self._rollback_quietly()
-                if attempt == 1 and self.raw.broken:
-                    continue  # dropped by the server before anything was done: a new session
+                dropped = attempt == 1 and self.raw.broken  # before anything was done
+                if dropped or (isinstance(exc, psycopg.errors.DeadlockDetected) and attempt < 5):
+                    continue
                 raise StoreError(
                     f"cannot lock the mirror {self.target}: {_first_line(exc)}"
                 ) from exc

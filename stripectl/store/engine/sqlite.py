@@ -22,6 +22,7 @@ from stripectl.errors import StoreError
 class SqliteEngine:
     name = "sqlite"
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    concurrent_writers = False
 
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self.raw = conn
@@ -94,7 +95,7 @@ class SqliteEngine:
         ]
 
     # -- transactions -----------------------------------------------------
-    def begin_write(self) -> None:
+    def begin_write(self, names: Sequence[str] | None = None) -> None:
         try:
             self.raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
