@@ -246,3 +246,27 @@ def test_errors_on_postgres_are_one_line_exit_6(tmp_path: Path) -> None:
     assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
     result = run("--schema", "Bad-Name", "inbox", "export", "--db", f"postgresql://127.0.0.1:{port}/x")
     assert result.exit_code == 3 and "--schema" in result.stderr
+
+
+def test_processes_opening_a_new_mirror_at_once_migrate_it_once(pg_url: str) -> None:
+    code = (
+        "import sys; from stripectl.store import open_store; "
+        "s = open_store(sys.argv[1], schema='fresh'); print(s.engine.schema_version()); s.close()"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, pg_url], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    from stripectl.store import SCHEMA_VERSION
+
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert out.strip() == str(SCHEMA_VERSION)
+    store = open_store(pg_url, schema="fresh")
+    try:
+        versions = [r["version"] for r in store.query("SELECT version FROM schema_migrations ORDER BY 1")]
+    finally:
+        store.close()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))  # each migration ran once
