@@ -30,10 +30,22 @@ def _sub(m: re.Match[str]) -> str:
     return mask(m.group(0)) if m.group(1) else f"{m.group(2)}..."
 
 
+# The password of a URL's userinfo (`https://user:pass@host/`): a --forward-to
+# or probe URL carries it into reports and urllib's error messages.
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*):[^/\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """`https://user:***@host/path`: the URL without its password."""
+    return _URL_PASSWORD.sub(r"\1:***@", url)
+
+
 def redact(text: str) -> str:
     """Replace every secret-looking token in free text."""
-    # Substring checks first (what _SECRET can match must contain one of
+    # Substring checks first (what the patterns can match must contain one of
     # them): this runs over every line of a 100k-event report.
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(r"\1:***@", text)
     if "sk_" not in text and "rk_" not in text and "whsec_" not in text and "_secret_" not in text:
         return text
     return _SECRET.sub(_sub, text)

@@ -170,6 +170,13 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if _debug_requested(kwargs):
                 err.print(redact(traceback.format_exc()), markup=False, highlight=False)
+            from stripectl.store.faults import store_fault
+
+            fault = store_fault(exc)  # a damaged or full mirror met by any query: exit 6
+            if fault is not None:
+                err.print(f"error: {redact(fault.message)}", markup=False, highlight=False)
+                err.print(f"hint: {redact(fault.hint or '')}", markup=False, highlight=False)
+                raise typer.Exit(fault.exit_code) from None
             err.print(
                 f"bug: {type(exc).__name__}: {redact(str(exc))}",
                 markup=False,

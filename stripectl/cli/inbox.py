@@ -96,7 +96,9 @@ def export(
     try:
         if output is not None:
             try:
-                sink = output.open("w", encoding="utf-8", newline="\n")
+                from stripectl.private_file import open_private
+
+                sink = open_private(output)  # raw bodies: customer data
             except OSError as exc:
                 raise UsageError(f"{output}: cannot write: {exc.strerror}") from None
         else:

@@ -263,7 +263,9 @@ def _write(path: Path, text: str) -> None:
     from stripectl.errors import UsageError
 
     try:
-        path.write_text(text, encoding="utf-8")
+        from stripectl.private_file import write_private
+
+        write_private(path, text)  # reports name customers: owner-only
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 

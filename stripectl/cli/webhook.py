@@ -164,3 +164,9 @@ def _format(line: DeliveryLine, *, as_json: bool) -> str:
             f"{line.type or '-'} {what} {line.latency_ms:.0f}ms"
         )
     )
+
+
+# `webhook probe` and `webhook audit` (issue 16) live in their own module.
+from stripectl.cli.webhook_checks import register as _register_checks  # noqa: E402
+
+_register_checks(webhook_app)

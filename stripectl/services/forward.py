@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from stripectl.errors import UsageError
-from stripectl.redact import redact
+from stripectl.redact import redact, redact_url
 from stripectl.webhooks.delivery import Delivery
 
 USER_AGENT = "stripectl-forward/1"
@@ -93,6 +93,25 @@ def check_url(url: str) -> str:
             hint="e.g. --forward-to http://127.0.0.1:8000/webhooks/stripe",
         )
     return url
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """(the URL without `user:pass@`, an Authorization header value or None).
+
+    urllib would read `user:pass@host` as the host name; HTTP Basic auth is
+    what such a URL means. The password never appears in a report: the
+    report shows `redact_url(url)`.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    import base64
+    from urllib.parse import unquote
+
+    host = parts.netloc.rpartition("@")[2]
+    bare = parts._replace(netloc=host).geturl()
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return bare, "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 def _event_fields(delivery: Delivery) -> tuple[str | None, str | None, int | None]:
@@ -177,7 +196,8 @@ def forward(
     indexed = [(_event_fields(d), n, d) for n, d in enumerate(deliveries)]
     indexed.sort(key=lambda t: (t[0][2] is None, t[0][2] or 0, t[1]))
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-    report = ForwardReport(url=url, signed=sign_with is not None)
+    report = ForwardReport(url=redact_url(url), signed=sign_with is not None)
+    target, auth = split_credentials(url)
     interval = 1.0 / rate if rate else 0.0
     next_at = time.monotonic()
     for (event_id, event_type, _created), _n, delivery in indexed:
@@ -201,8 +221,11 @@ def forward(
                     time.sleep(wait)
                 next_at = max(next_at, time.monotonic()) + interval
                 started = time.perf_counter()
+                if auth is not None:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                    headers["Authorization"] = auth
                 result["status"], result["error"] = _post(
-                    opener, url, delivery.body, headers, timeout
+                    opener, target, delivery.body, headers, timeout
                 )
                 result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         report.results.append(result)

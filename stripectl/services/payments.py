@@ -19,6 +19,7 @@ from stripectl.errors import (
     CardDeclined,
     IdempotencyConflict,
     NetworkError,
+    StoreError,
     StripectlError,
     UsageError,
 )
@@ -144,6 +145,31 @@ def _explain(m: Mutation, failure: Failure) -> StripectlError:
     return err
 
 
+def _unrecorded(
+    m: Mutation, obj: dict[str, Any] | None, exc: StoreError, *, answer: str | None = None
+) -> StoreError:
+    """Stripe acted, the ledger could not record it (disk full, I/O error).
+
+    The one thing the user must not do now is retry under a new identity:
+    that charges twice. Say what exists at Stripe and that the same command
+    replays it (the ledger row is still `pending` with the same key).
+    """
+    oid = (obj or {}).get("id")
+    if answer is None:
+        what = f"Stripe created {m.noun} {oid} (status {(obj or {}).get('status')})"
+    else:
+        what = f"Stripe answered: {answer}" + (f" ({m.noun} {oid})" if oid else "")
+    err = StoreError(
+        f"{what} [key {m.key}], but the ledger could not record it: {exc.message}",
+        hint=(
+            "free the disk, then re-run the same command: it sends the same idempotency key, "
+            f"so Stripe replays {oid or 'the answer'} instead of charging again. Do not retry "
+            f"with a new {m.identity_flags}: that would charge twice"
+        ),
+    )
+    return err
+
+
 def run_mutation(
     store: Store,
     m: Mutation,
@@ -175,28 +201,34 @@ def run_mutation(
                 if declined is not None:
                     record_api_snapshot(store, m.mirror_table, _snapshot(m, declined, now))
 
-            ledger.settle_error(
-                store,
-                claim,
-                error=result.error,
-                http_status=result.http_status,
-                code=result.code,
-                replayed=result.replayed,
-                obj=declined,
-                clock=clock,
-                also=record_declined,
-            )
+            try:
+                ledger.settle_error(
+                    store,
+                    claim,
+                    error=result.error,
+                    http_status=result.http_status,
+                    code=result.code,
+                    replayed=result.replayed,
+                    obj=declined,
+                    clock=clock,
+                    also=record_declined,
+                )
+            except StoreError as exc:
+                raise _unrecorded(m, declined, exc, answer=result.error.message) from exc
             settled = True
             raise _explain(m, result)
         obj = result.obj
-        ledger.settle_success(
-            store,
-            claim,
-            obj=obj,
-            replayed=result.replayed,
-            clock=clock,
-            also=lambda: record_api_snapshot(store, m.mirror_table, _snapshot(m, obj, now)),
-        )
+        try:
+            ledger.settle_success(
+                store,
+                claim,
+                obj=obj,
+                replayed=result.replayed,
+                clock=clock,
+                also=lambda: record_api_snapshot(store, m.mirror_table, _snapshot(m, obj, now)),
+            )
+        except StoreError as exc:
+            raise _unrecorded(m, obj, exc) from exc
         settled = True
     finally:
         if not settled:

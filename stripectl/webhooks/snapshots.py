@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stripectl.redact import redact
+
 
 def _id(value: Any) -> str | None:
     """An expandable field: either an id string or an object with an id.
@@ -28,6 +30,13 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 def _json(value: Any) -> str:
     return _CANONICAL.encode(value or {})
+
+
+def _metadata(value: Any) -> str:
+    """Metadata as stored in every mirror table: values that look like keys or
+    client secrets are masked by the same rule (redact()) the ledger applies to
+    the request params, so the ledger and `payment_intents` never disagree."""
+    return redact(_CANONICAL.encode(value or {}))
 
 
 def subscription_items(sub: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,7 +85,7 @@ def subscription_row(sub: dict[str, Any]) -> dict[str, Any]:
         "cancel_at_period_end": int(bool(sub.get("cancel_at_period_end"))),
         "trial_end": sub.get("trial_end"),
         "canceled_at": sub.get("canceled_at"),
-        "metadata": _json(metadata),
+        "metadata": _metadata(metadata),
         "user_id": metadata.get("user_id"),
         "plan_name": metadata.get("plan_name"),
         "livemode": int(bool(sub.get("livemode"))),
@@ -114,7 +123,7 @@ def customer_row(cus: dict[str, Any]) -> dict[str, Any]:
         "id": cus["id"],
         "email": cus.get("email"),
         "name": cus.get("name"),
-        "metadata": _json(cus.get("metadata")),
+        "metadata": _metadata(cus.get("metadata")),
         "deleted": int(bool(cus.get("deleted"))),
         "livemode": int(bool(cus.get("livemode"))),
     }
@@ -136,7 +145,7 @@ def checkout_session_row(cs: dict[str, Any]) -> dict[str, Any]:
         "subscription": _id(cs.get("subscription")),
         "payment_intent": _id(cs.get("payment_intent")),
         "url": cs.get("url"),
-        "metadata": _json(metadata),
+        "metadata": _metadata(metadata),
         "expires_at": cs.get("expires_at"),
         "created": cs.get("created"),
         "livemode": int(bool(cs.get("livemode"))),
@@ -151,7 +160,7 @@ def payment_intent_row(pi: dict[str, Any]) -> dict[str, Any]:
         "amount": pi.get("amount"),
         "currency": pi.get("currency"),
         "customer": _id(pi.get("customer")),
-        "metadata": _json(pi.get("metadata")),
+        "metadata": _metadata(pi.get("metadata")),
         "last_error_code": err.get("decline_code") or err.get("code"),
         "livemode": int(bool(pi.get("livemode"))),
     }

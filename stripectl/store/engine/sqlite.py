@@ -49,7 +49,8 @@ class SqliteEngine:
         parent = Path(path).parent
         if path != ":memory:" and not parent.exists():
             raise StoreError(f"cannot create the mirror {path}: folder {parent} does not exist")
-        is_new = path != ":memory:" and not Path(path).exists()
+        # An empty file (`touch stripectl.db`) is a new mirror too: SQLite fills it.
+        is_new = path != ":memory:" and (not Path(path).exists() or Path(path).stat().st_size == 0)
         engine = cls(_connect(path, readonly=False), path)
         if is_new:
             # The inbox keeps raw webhook bodies (customer data, PaymentIntent
@@ -105,7 +106,9 @@ class SqliteEngine:
         self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
-        self.raw.execute("ROLLBACK")
+        # A failed COMMIT (disk full) may have rolled back already.
+        if self.raw.in_transaction:
+            self.raw.execute("ROLLBACK")
 
     def data_version(self) -> int:
         """SQLite's PRAGMA data_version: this connection's own commits leave it as it is."""
@@ -198,6 +201,9 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
     else:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # Before any pragma that changes the file (journal_mode=WAL converts a
+        # rollback-journal mirror): a newer schema is refused untouched.
+        _refuse_newer_schema(conn, path)
         # Takes effect only when the file is created (a no-op on an existing WAL
         # mirror). `events` rows are ~3.5 KB (raw bodies): with 4 KB pages each
         # needs a page of its own; 16 KB pages cut the replay bench's SQLite
@@ -215,6 +221,19 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA cache_size=-16000")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _refuse_newer_schema(conn: sqlite3.Connection, path: str) -> None:
+    from stripectl.store.db import SCHEMA_VERSION
+
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this stripectl "
+            f"understands ({SCHEMA_VERSION}); it was not changed",
+            hint="upgrade stripectl",
+        )
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
