@@ -67,6 +67,7 @@ class PostgresEngine:
         self.raw = conn
         self._url = url  # with its password: for reconnecting, never printed
         self._in_tx = False
+        self._seq_in_tx: int | None = None
         self.target = redact_url(url)
         self.schema = schema
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error,)
@@ -216,25 +217,31 @@ class PostgresEngine:
         import psycopg
 
         keys = sorted({lock_key("stripectl", self.schema, "name", n) for n in names or ()})
+        if keys:
+            # Named writers (replay chunks) share the mirror lock and exclude
+            # each other name by name, all names taken in one statement in key
+            # order (no two can deadlock); unnamed writers (sync, the ledger,
+            # migrations) exclude everyone.
+            array = "{" + ",".join(map(str, keys)) + "}"
+            locks = (
+                f"SELECT pg_advisory_xact_lock_shared({self._write_key}); "
+                "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                f"(SELECT k FROM unnest('{array}'::bigint[]) AS k ORDER BY k) AS ordered; "
+            )
+        else:
+            locks = f"SELECT pg_advisory_xact_lock({self._write_key}); "
+        # One round trip: integers only in the text, so no parameters (and a
+        # simple query may hold several statements).
+        sql = f"BEGIN; {locks}SELECT nextval('write_seq')"
         for attempt in range(1, 6):
             try:
                 if self.raw.broken:
                     self._reconnect()
-                self.raw.execute("BEGIN")
-                if keys:
-                    # Named writers (replay chunks) share the mirror lock and
-                    # exclude each other name by name, all names taken in one
-                    # statement in key order (no two can deadlock); unnamed
-                    # writers (sync, the ledger, migrations) exclude everyone.
-                    self.raw.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._write_key,))
-                    self.raw.execute(
-                        "SELECT count(pg_advisory_xact_lock(k)) FROM "
-                        "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS ordered",
-                        (keys,),
-                    )
-                else:
-                    self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
-                self.raw.execute("SELECT nextval('write_seq')")
+                cur = self.raw.execute(sql)
+                seq = None
+                while cur.nextset():
+                    if cur.description:
+                        seq = cur.fetchone()[0]
                 break
             except psycopg.Error as exc:
                 self._rollback_quietly()
@@ -246,6 +253,9 @@ class PostgresEngine:
                 ) from exc
         self._in_tx = True
         self._own_writes += 1
+        # Every writer advances the sequence after taking its locks: anyone
+        # who committed what this transaction's names cover did so before.
+        self._seq_in_tx = None if seq is None else int(seq)
 
     def commit(self) -> None:
         self._in_tx = False
@@ -263,6 +273,8 @@ class PostgresEngine:
             self.raw.execute("ROLLBACK")
 
     def data_version(self) -> int:
+        if self._in_tx and self._seq_in_tx is not None:
+            return self._seq_in_tx - self._own_writes
         last, called = self.raw.execute("SELECT last_value, is_called FROM write_seq").fetchone()
         return (int(last) if called else 0) - self._own_writes
 
