@@ -173,9 +173,15 @@ def _replay_inspected(
                 # listener on the same mirror cannot store an event in between.
                 # Where the store can lock names, the chunk names what it
                 # decides on, and receivers on other objects go side by side.
-                names = _lock_names(store, inspected) if store.concurrent_writers else None
+                mode: str | None = None
+                names = None
+                if store.concurrent_writers:
+                    mode = store.meta_get("livemode")  # once set, never changed
+                    names = _lock_names(inspected, mode_known=mode is not None)
                 with store.transaction(names):
                     run.check_store()
+                    if mode is not None:
+                        run.view.know_livemode(mode == "1")
                     results = run.process_chunk(inspected, clock)
                     store_events.insert_events(store, _event_rows(inspected, results, report.run_id, clock))
                     run.view.flush()
@@ -315,7 +321,7 @@ class _Run:
         return results
 
 
-def _lock_names(store: Store, inspected: list[Inspected]) -> list[str]:
+def _lock_names(inspected: list[Inspected], *, mode_known: bool) -> list[str]:
     """Everything a chunk reads to decide and then writes, by name: each
     delivery id (dedupe of the bytes), event id (dedupe of the event), the
     object each event applies to, and the subscription a Checkout Session
@@ -334,7 +340,7 @@ def _lock_names(store: Store, inspected: list[Inspected]) -> list[str]:
             add(f"o:{ins.table}:{ins.object_id}")
             if ins.table == "checkout_sessions" and ins.row and ins.row.get("subscription"):
                 add(f"o:subscriptions:{ins.row['subscription']}")
-    if store.meta_get("livemode") is None:
+    if not mode_known:
         add("meta:livemode")
     return names
 
