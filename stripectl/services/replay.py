@@ -183,10 +183,13 @@ def _replay_inspected(
                     if mode is not None:
                         run.view.know_livemode(mode == "1")
                     results = run.process_chunk(inspected, clock)
-                    store_events.insert_events(store, _event_rows(inspected, results, report.run_id, clock))
-                    run.view.flush()
-                    if run.view.livemode_changed is not None:
-                        store.meta_set("livemode", run.view.livemode_changed)
+                    with store.write_batch():  # the writes need no answers: one round trip
+                        store_events.insert_events(
+                            store, _event_rows(inspected, results, report.run_id, clock)
+                        )
+                        run.view.flush()
+                        if run.view.livemode_changed is not None:
+                            store.meta_set("livemode", run.view.livemode_changed)
             run.view.livemode_changed = None
             report.add(results, event_sink)
             if progress is not None:

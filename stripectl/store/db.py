@@ -215,6 +215,12 @@ class Store:
             return nullcontext()
         return self.engine.background_checkpoints()
 
+    def write_batch(self) -> Any:
+        """Statements inside need no results (inserts, upserts): a server
+        engine sends them all before reading any answer. Errors surface at
+        the end of the block, still inside the transaction."""
+        return self.engine.write_batch()
+
     def data_version(self) -> int:
         """Changes when another connection commits; this connection's own
         commits leave it as it is."""

@@ -55,6 +55,8 @@ class Engine(Protocol):
     def data_version(self) -> int:
         """Changes whenever another connection has committed a write since."""
     def background_checkpoints(self) -> AbstractContextManager[None]: ...
+    def write_batch(self) -> AbstractContextManager[Any]:
+        """Statements that need no results, sent without waiting for each."""
     def after_commit(self) -> None: ...
     def replace_sql(self, table: str, columns: Sequence[str], pk: str) -> str:
         """INSERT that replaces the row with the same `pk` (a re-stored delivery)."""

@@ -281,6 +281,11 @@ class PostgresEngine:
     def after_commit(self) -> None:
         return None
 
+    def write_batch(self) -> Any:
+        # psycopg's pipeline mode: one round trip for the block (a listener
+        # batch's events insert, mirror upserts and meta write).
+        return self.raw.pipeline()
+
     @contextmanager
     def background_checkpoints(self) -> Iterator[None]:
         yield  # the server checkpoints on its own

@@ -8,6 +8,7 @@ serialise instead of interleaving.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -113,6 +114,9 @@ class SqliteEngine:
     def data_version(self) -> int:
         """SQLite's PRAGMA data_version: this connection's own commits leave it as it is."""
         return int(self.raw.execute("PRAGMA data_version").fetchone()[0])
+
+    def write_batch(self) -> Any:
+        return contextlib.nullcontext()  # in-process: nothing to save
 
     def after_commit(self) -> None:
         if self._checkpoint_due is not None:
