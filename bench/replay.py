@@ -5,11 +5,13 @@
     python bench/replay.py --memory-n 100000  # also the 100,000-delivery peak-memory check
 
 Targets: replay >= 12x the construct_event loop (deliveries/s); peak RSS of the replay
-process < 200 MB for 100,000 deliveries. The replay is timed as a subprocess
-(interpreter start, reading, verifying, SQLite writes, JSON report: everything a user
-waits for); construct_event is timed in-process on a sample and extrapolated as a rate.
-Both are measured --repeat times, alternately (this machine's speed drifts by 10-15%
-over minutes), and the best of each is compared; every figure is printed.
+process < 200 MB for 100,000 deliveries, in every output mode: the memory check
+replays them twice, with --json and with the default table (stdout to a file).
+The replay is timed as a subprocess (interpreter start, reading, verifying, SQLite
+writes, the report: everything a user waits for); construct_event is timed in-process
+on a sample and extrapolated as a rate. Both are measured --repeat times, alternately
+(this machine's speed drifts by 10-15% over minutes), and the best of each is
+compared; every figure is printed.
 """
 
 from __future__ import annotations
@@ -55,11 +57,15 @@ def _drop_schema(url: str, schema: str) -> None:
 
 
 def run_replay(
-    path: Path, db: Path | str, out: Path, secret: str, schema: str | None = None
+    path: Path, db: Path | str, out: Path, secret: str, mode: str = "json",
+    schema: str | None = None,
 ) -> dict[str, Any]:
-    """Time one replay subprocess; peak RSS from wait4's rusage of that very child."""
+    """Time one replay subprocess; peak RSS from wait4's rusage of that very child.
+    `mode` json: --json; table: the default human table. `schema`: of a PostgreSQL mirror."""
     cmd = [*_stripectl(), *(["--schema", schema] if schema else []), "replay-webhook", str(path),
-           "--secret", secret, "--db", str(db), "--json"]
+           "--secret", secret, "--db", str(db)]
+    if mode == "json":
+        cmd.append("--json")
     env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_WEBHOOK_SECRET",
                                                             "STRIPECTL_DB")}
     with out.open("wb") as stdout, (out.parent / "replay.stderr").open("wb") as stderr:
@@ -69,11 +75,15 @@ def run_replay(
         elapsed = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     summary: dict[str, Any] = {}
-    try:
-        report = json.loads(out.read_bytes())
-        summary = report.get("summary", {}) if isinstance(report, dict) else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        pass
+    if mode == "json":
+        try:
+            report = json.loads(out.read_bytes())
+            summary = report.get("summary", {}) if isinstance(report, dict) else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+    else:  # the table's last line: "100000 deliveries: applied ..., ..."
+        lines = out.read_text(errors="replace").strip().splitlines()
+        summary = {"last line": lines[-1][:120] if lines else "", "lines": len(lines)}
     return {"seconds": elapsed, "rc": proc.returncode, "maxrss_mb": usage.ru_maxrss / 1024,
             "summary": summary,
             "stderr": (out.parent / "replay.stderr").read_text(errors="replace")[-2000:]}
@@ -127,20 +137,20 @@ def generate(n: int, sample_n: int, workdir: Path, label: str) -> tuple[Path, An
 
 
 def replay_once(
-    path: Path, workdir: Path, n: int, keep: bool, pg_url: str | None = None
+    path: Path, workdir: Path, n: int, keep: bool, mode: str = "json", pg_url: str | None = None
 ) -> dict[str, Any]:
     """One replay into a fresh mirror, removed afterwards (unless kept): a
     previous run's database would otherwise be written back during this one.
     With `pg_url`, the mirror is a new schema of that PostgreSQL database."""
     if pg_url is not None:
         schema = f"bench_{os.getpid()}_{time.monotonic_ns() % 10**9}"
-        result = run_replay(path, pg_url, workdir / f"report-pg-{n}.json", _gen.SECRET,
+        result = run_replay(path, pg_url, workdir / f"report-pg-{n}.{mode}", _gen.SECRET, mode,
                             schema=schema)
         if not keep:
             _drop_schema(pg_url, schema)
         return result
-    db = workdir / f"mirror-{n}.db"
-    result = run_replay(path, db, workdir / f"report-{n}.json", _gen.SECRET)
+    db = workdir / f"mirror-{n}-{mode}.db"
+    result = run_replay(path, db, workdir / f"report-{n}.{mode}", _gen.SECRET, mode)
     if not keep:
         for f in workdir.glob(f"{db.name}*"):
             f.unlink()
@@ -219,18 +229,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"replay stderr tail:\n{r['stderr']}", file=sys.stderr)
         if args.memory_n:
             mem_path, _ = generate(args.memory_n, 0, workdir, "memory")
-            mem = replay_once(mem_path, workdir, args.memory_n, args.keep)
-            mem_path.unlink()
-            ok_mem = mem["maxrss_mb"] < MEMORY_TARGET_MB and mem["rc"] == 0
-            failed |= not ok_mem
             note = "" if args.memory_n >= MEMORY_TARGET_N else \
                 f" (target is stated for {MEMORY_TARGET_N:,})"
-            print(f"peak memory     : {mem['maxrss_mb']:.0f} MB for {args.memory_n:,} deliveries "
-                  f"in {mem['seconds']:.1f}s ({args.memory_n / mem['seconds']:,.0f}/s, "
-                  f"exit {mem['rc']}, summary {mem['summary']})  "
-                  f"(target < {MEMORY_TARGET_MB:g} MB){note}  {_verdict(ok_mem)}")
-            if mem["rc"] != 0:
-                print(f"replay stderr tail:\n{mem['stderr']}", file=sys.stderr)
+            for mode in ("json", "table"):
+                mem = replay_once(mem_path, workdir, args.memory_n, args.keep, mode)
+                ok_mem = mem["maxrss_mb"] < MEMORY_TARGET_MB and mem["rc"] == 0
+                failed |= not ok_mem
+                print(f"peak memory     : {mem['maxrss_mb']:.0f} MB for {args.memory_n:,} deliveries, "
+                      f"{'--json' if mode == 'json' else 'table '} in {mem['seconds']:.1f}s "
+                      f"({args.memory_n / mem['seconds']:,.0f}/s, exit {mem['rc']}, {mem['summary']})  "
+                      f"(target < {MEMORY_TARGET_MB:g} MB){note}  {_verdict(ok_mem)}", flush=True)
+                if mem["rc"] != 0:
+                    print(f"replay stderr tail:\n{mem['stderr']}", file=sys.stderr)
+            mem_path.unlink()
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)

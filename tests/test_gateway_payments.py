@@ -34,7 +34,7 @@ def test_live_key_refused_without_live(fake: Fake, tmp_path: Path) -> None:
     assert "LIVE key" in res.stderr and "--live" in res.stderr
     assert "sk_live_stripectl_fake_0000" not in res.output  # masked
     assert app_.requests == []
-    assert ledger_rows(tmp_path / "m.db") == []  # refused before the ledger
+    assert not (tmp_path / "m.db").exists()  # refused before the mirror (and its ledger) exist
 
 
 def test_restricted_live_key_refused_too(fake: Fake, tmp_path: Path) -> None:

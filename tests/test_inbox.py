@@ -61,6 +61,7 @@ def test_export_round_trips_into_replay(tmp_path: Path) -> None:
     assert code == 0 and json.loads(stdout) == {
         "exported": n + 2,
         "unsigned": 0,
+        "from_api": 0,
         "output": str(out),
     }
     lines = [json.loads(x) for x in out.read_text().splitlines()]

@@ -61,7 +61,7 @@ def test_valid_delivery_is_stored_applied_and_logged(
     assert len(rows) == 1
     event_id, source, outcome, verified, stored_body, stored_headers = rows[0]
     assert (event_id, source, outcome, verified) == ("evt_l1", "listener", "applied", 1)
-    assert stored_body == body  # the exact bytes
+    assert stored_body.encode() == body  # the exact bytes (TEXT: they are UTF-8)
     assert json.loads(str(stored_headers))["Stripe-Signature"] == headers["Stripe-Signature"]
     assert db_rows(lst, "SELECT id FROM customers") == [("cus_l1",)]
     assert [(x.status, x.event_id, x.outcome) for x in settle(lines, 1)] == [

@@ -270,3 +270,24 @@ def test_processes_opening_a_new_mirror_at_once_migrate_it_once(pg_url: str) -> 
     finally:
         store.close()
     assert versions == list(range(1, SCHEMA_VERSION + 1))  # each migration ran once
+
+
+def test_inbox_prune_and_a_first_pull_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    envs = envelopes(f.lifecycle("sub_1PgPrune00000000001", "cus_1PgPrune000001"))
+    corpus = write_jsonl(tmp_path / "d.jsonl", envs)
+    # No mirror yet: a pull without --since is refused before anything is created.
+    result = run("events", "pull", "--db", pg_url, "--api-key", "sk_test_stripectl_fake_0000",
+                 "--api-base", "http://127.0.0.1:9")
+    assert result.exit_code == 2 and "no events cursor" in result.stderr
+    assert run("inbox", "prune", "--bodies", "--db", pg_url).exit_code == 2  # no mirror
+    code, _ = run_json("replay-webhook", str(corpus), "--secret", SECRET, "--db", pg_url)
+    assert code == 0
+    result = run("inbox", "prune", "--bodies", "--personal-data", "--db", pg_url, "--json")
+    assert result.exit_code == 0, result.output
+    store = open_store(pg_url)
+    try:
+        assert store.execute("SELECT count(*) FROM events WHERE body IS NOT NULL").fetchone()[0] == 0
+        assert store.execute("SELECT count(*) FROM customers WHERE email IS NOT NULL").fetchone()[0] == 0
+        assert store_state(store)["subscriptions"]  # the mirror itself is kept
+    finally:
+        store.close()

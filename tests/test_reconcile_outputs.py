@@ -107,3 +107,68 @@ def test_no_drift_markdown_and_junit(tmp_path: Path) -> None:
     assert junit.exit_code == 0
     suite = ET.fromstring(junit.stdout.split("?>", 1)[1]).find("testsuite")
     assert suite is not None and suite.get("failures") == "0" and suite.get("tests") == "3"
+
+
+def _runs(db: Path) -> list[tuple[int, int]]:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT id, exit_code FROM reconcile_runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--report", "junit:/nonexistent/x.xml"],
+        ["--output", "/nonexistent/x.md", "--format", "markdown"],
+        ["--report", "markdown:{tmp}"],  # a folder
+        ["--report", "json:{tmp}/a.json", "--report", "jsonl:{tmp}/a.json"],  # the same file twice
+    ],
+    ids=["report-folder-missing", "output-folder-missing", "a-folder", "twice"],
+)
+def test_every_output_path_is_checked_before_the_first_request(
+    drifted: tuple[str, Path], tmp_path: Path, bad: list[str]
+) -> None:
+    _url, db = drifted
+    runs_before = _runs(db)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in bad]
+    other = FakeSubscriptions([sub(0)])
+    with serve(other) as other_url:
+        result = cli(other_url, db, "reconcile", *args)
+    assert other.list_requests() == []
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: cannot write") or "named twice" in result.stderr
+    assert _runs(db) == runs_before  # no run: nothing was listed
+
+
+def test_no_request_is_made_when_an_output_cannot_be_written(tmp_path: Path) -> None:
+    fake = FakeSubscriptions([sub(n) for n in range(3)])
+    with serve(fake) as url:
+        result = cli(url, tmp_path / "m.db", "reconcile", "--report", "junit:/nonexistent/x.xml")
+    assert result.exit_code == 2 and fake.list_requests() == []
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_the_recorded_exit_code_is_the_one_the_process_returns(drifted: tuple[str, Path]) -> None:
+    """/dev/full passes every check (it exists and is writable) and fails the
+    write: the run was recorded as drift (1), the process ends in 2."""
+    url, db = drifted
+    result = cli(url, db, "reconcile", "--report", "markdown:/dev/full")
+    assert result.exit_code == 2 and "cannot write /dev/full" in result.stderr
+    assert _runs(db)[-1][1] == 2
+    result = cli(url, db, "reconcile", "--history", "--json")
+    assert json.loads(result.stdout)["runs"][0]["exit_code"] == 2
+    ok = cli(url, db, "reconcile", "--format", "json")
+    assert ok.exit_code == 1 and _runs(db)[-1][1] == 1
+
+
+def test_json_with_another_format_is_refused(drifted: tuple[str, Path]) -> None:
+    url, db = drifted
+    for fmt in ("markdown", "junit", "jsonl", "table"):
+        result = cli(url, db, "--json", "reconcile", "--format", fmt)
+        assert result.exit_code == 2 and "--json and --format" in result.stderr, fmt
+    same = cli(url, db, "reconcile", "--json", "--format", "json")
+    assert same.exit_code == 1 and json.loads(same.stdout)["summary"]["drift"] >= 1

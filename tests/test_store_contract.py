@@ -359,10 +359,9 @@ def test_named_writers_exclude_only_the_same_names(mirror_target: str) -> None:
 
 
 def test_a_failing_write_batch_rolls_the_transaction_back(store: Store) -> None:
-    with pytest.raises(StoreError), store.transaction():
-        with store.write_batch():
-            store_events.insert_events(store, [_event(1)])
-            store.execute("INSERT INTO no_such_table VALUES (1)")
+    with pytest.raises(StoreError), store.transaction(), store.write_batch():
+        store_events.insert_events(store, [_event(1)])
+        store.execute("INSERT INTO no_such_table VALUES (1)")
     assert not store_events.any_events(store)
     with store.transaction(), store.write_batch():
         store_events.insert_events(store, [_event(2)])

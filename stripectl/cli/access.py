@@ -13,8 +13,10 @@ from stripectl.cli.stripe_opts import (
     ApiKeyOpt,
     GraceOpt,
     LiveOpt,
+    RetriesOpt,
+    TimeoutOpt,
     check_grace,
-    gateway_settings,
+    checked_settings,
 )
 
 HELP = f"""May USER_OR_CUSTOMER be provisioned right now, and why.
@@ -76,6 +78,8 @@ def access(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -94,9 +98,10 @@ def access(
         raise UsageError("--max-age applies with --offline (online answers are fresh)")
     from stripectl.services.connection import open_gateway
 
+    settings = None if offline else checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
     store = open_store(ctx.db, schema=ctx.schema)
     try:
-        gateway = None if offline else open_gateway(store, gateway_settings(api_key, api_base, live))
+        gateway = None if settings is None else open_gateway(store, settings)
         report = check_access(store, gateway, subject, grace=grace, max_age=age_limit)
     finally:
         store.close()

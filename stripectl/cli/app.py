@@ -16,7 +16,16 @@ from stripectl.cli import cards, replay
 from stripectl.cli import reconcile as reconcile_cmd
 from stripectl.cli import sync as sync_cmd
 from stripectl.cli.checkout import checkout_app
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, Globals, JsonOpt, SchemaOpt
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    Globals,
+    JsonOpt,
+    SchemaOpt,
+    run_app,
+)
 from stripectl.cli.events import events_app
 from stripectl.cli.inbox import inbox_app
 from stripectl.cli.mirror import mirror_app
@@ -24,6 +33,7 @@ from stripectl.cli.payments import payments_app
 from stripectl.cli.webhook import webhook_app
 
 app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="stripectl",
     help=(
         "Operations toolkit for Stripe: idempotent money mutations, verified webhook "
@@ -72,4 +82,4 @@ access_cmd.register(app)
 
 
 def main() -> None:
-    app()
+    run_app(app)

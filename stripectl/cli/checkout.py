@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+)
 from stripectl.cli.payments import (
     AllowStaleOpt,
     IdemKeyOpt,
@@ -25,6 +33,7 @@ from stripectl.cli.stripe_opts import (
 )
 
 checkout_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="checkout",
     help="Idempotent Checkout Sessions. Example: stripectl checkout create --mode subscription "
     "--price price_123 --user-id u_42 --success-url https://example.com/done",

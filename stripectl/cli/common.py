@@ -1,14 +1,20 @@
 """What every command shares: --db/--json/--debug, error handling, output streams.
 
 Options work before the command name (`stripectl --json replay-webhook ...`) and
-after it (`stripectl replay-webhook ... --json`); the later one wins.
+after it (`stripectl replay-webhook ... --json`); the later one wins. An explicit
+option, wherever it is, beats its env var, which beats the default: so the env
+var is read here, once, and never by the options themselves (an option filled
+from the env var after the command name would beat an explicit one before it).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import select
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -31,7 +37,6 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
-        envvar="STRIPECTL_DB",
         help=(
             "The mirror: a SQLite file, or a postgresql://user@host/db URL for a mirror "
             "shared by a team (env STRIPECTL_DB; default ./stripectl.db)."
@@ -43,13 +48,26 @@ SchemaOpt = Annotated[
     str | None,
     typer.Option(
         "--schema",
-        envvar="STRIPECTL_SCHEMA",
         help="PostgreSQL schema holding the mirror's tables (env STRIPECTL_SCHEMA; default stripectl).",
         show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+
+# A reader that stopped early (`| head`): the status of a process killed by
+# SIGPIPE, which is what a shell pipeline expects.
+SIGPIPE_EXIT = 128 + int(signal.SIGPIPE)
+
+def _click_suggests_commands() -> bool:
+    import click.exceptions
+
+    return hasattr(click.exceptions, "NoSuchCommand")
+
+
+# click 8.5+ suggests a close command name itself ("Did you mean 'x'?"); typer
+# then appended its own suggestion to the same message, printing it twice.
+SUGGEST_COMMANDS = not _click_suggests_commands()
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 findings; 2 usage; 3 config/auth; 4 Stripe API; 5 network; 6 local store; 70 bug."
@@ -116,17 +134,68 @@ class Ctx:
         self.err.print(printable(redact(message)), highlight=False, markup=False)
 
 
+class _Console(Console):
+    """rich's Console ends the process with SystemExit(1) (exit 1 means
+    "findings" here) when its stream is a closed pipe: raise it instead,
+    for `guarded` to end with the conventional status."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def stdout_is_gone() -> bool:
+    """True when stdout is a pipe or socket whose reader has closed it."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _quiet_exit_on_closed_stdout() -> typer.Exit:
+    # Point stdout at /dev/null, so the interpreter's last flush of what is
+    # still buffered cannot raise again ("Exception ignored ... BrokenPipeError";
+    # see "Note on SIGPIPE" in the signal module's docs).
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except OSError:
+        pass
+    return typer.Exit(SIGPIPE_EXIT)
+
+
+def run_app(app: Callable[[], Any]) -> None:
+    """Run the CLI; output still buffered at exit is flushed here, where a
+    reader that has gone is handled like everywhere else (not in the
+    interpreter's shutdown, which prints "Exception ignored" and exits 120)."""
+    try:
+        app()
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise SystemExit(_quiet_exit_on_closed_stdout().exit_code) from None
+
+
 def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -> Ctx:
     g = tctx.find_root().obj if isinstance(tctx.find_root().obj, Globals) else Globals()
     return Ctx(
-        db=db or g.db or os.environ.get("STRIPECTL_DB") or DEFAULT_DB,
+        db=resolve_db(db, g.db),
         json=json_out or g.json,
         debug=debug or g.debug,
         # Piped output is read by people later (CI logs): don't squeeze it to 80 columns.
-        out=Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200),
-        err=Console(file=sys.stderr, stderr=True, soft_wrap=True),
+        out=_Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200),
+        err=_Console(file=sys.stderr, stderr=True, soft_wrap=True),
         schema=g.schema or os.environ.get("STRIPECTL_SCHEMA") or None,
     )
+
+
+def resolve_db(after: str | None, before: str | None) -> str:
+    """--db after the command, then --db before it, then STRIPECTL_DB, then ./stripectl.db."""
+    return after or before or os.environ.get("STRIPECTL_DB") or DEFAULT_DB
 
 
 P = ParamSpec("P")
@@ -147,6 +216,10 @@ def click_ctx() -> Any:
     return click.get_current_context(silent=True)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn expected errors into one stderr line and the documented exit code."""
 
@@ -160,14 +233,18 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
         except errors.StripectlError as exc:
             if _debug_requested(kwargs):
                 err.print(redact(traceback.format_exc()), markup=False, highlight=False)
-            err.print(f"error: {redact(exc.message)}", markup=False, highlight=False)
+            # One line each, whatever the message holds (an SDK's wrapped text).
+            err.print(f"error: {_one_line(redact(exc.message))}", markup=False, highlight=False)
             if exc.hint:
-                err.print(f"hint: {redact(exc.hint)}", markup=False, highlight=False)
+                err.print(f"hint: {_one_line(redact(exc.hint))}", markup=False, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted: committed work is kept; re-run to finish", markup=False)
             raise typer.Exit(130) from None
         except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and stdout_is_gone():
+                # Not some other pipe (a socket, a worker's): our reader left.
+                raise _quiet_exit_on_closed_stdout() from None
             if _debug_requested(kwargs):
                 err.print(redact(traceback.format_exc()), markup=False, highlight=False)
             from stripectl.store.faults import store_fault

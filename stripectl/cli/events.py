@@ -8,6 +8,7 @@ import typer
 
 from stripectl.cli.common import (
     EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
     DbOpt,
     DebugOpt,
     JsonOpt,
@@ -15,9 +16,18 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, gateway_settings
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    LiveOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    checked_settings,
+)
+from stripectl.errors import UsageError
 
 events_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="events",
     help="Events API catch-up. Example: stripectl events pull --since 2h",
     no_args_is_help=True,
@@ -72,6 +82,8 @@ def pull(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -82,11 +94,20 @@ def pull(
     from stripectl.timeparse import parse_since
 
     since_ts = None if since is None or since.strip().lower() == "cursor" else parse_since(since)
+    from stripectl.store import mirror_exists
+
+    if since_ts is None and not mirror_exists(ctx.db, schema=ctx.schema):
+        # The same refusal pull_events gives an empty mirror, without creating one.
+        raise UsageError(
+            f"no events cursor: there is no mirror at {ctx.db} yet",
+            hint="pass --since (e.g. --since 2h) for the first pull, or --db for another mirror",
+        )
     from stripectl.services.connection import open_gateway
 
+    settings = checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
     store = open_store(ctx.db, schema=ctx.schema)
     try:
-        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, settings)
         with progress(ctx, "pulling events") as advance:
             report = pull_events(
                 store,

@@ -8,12 +8,22 @@ from typing import IO, Annotated
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+)
 from stripectl.errors import UsageError
 
 inbox_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="inbox",
-    help="The stored deliveries (events table). Example: stripectl inbox export --output d.jsonl",
+    help="The stored deliveries (events table). Example: stripectl inbox export --output d.jsonl; "
+    "stripectl inbox prune --bodies",
     no_args_is_help=True,
 )
 
@@ -21,8 +31,10 @@ EXPORT_HELP = f"""Write stored deliveries as envelope JSONL that replay-webhook 
 
 One line per delivery: {{"received_at": ..., "headers": {{...}}, "body": "<raw body>"}},
 the body exactly as received (so its signature still verifies), in arrival
-order. Deliveries pulled from the Events API (source `api`) have no
-signature: replay-webhook rejects them; select captures with --source listener.
+order. Events pulled from the Events API (source `api`, trusted by your key)
+and deliveries that arrived without a signature have no Stripe-Signature:
+replay-webhook reads those back with --unsigned, marked unverified (without
+it they are rejected as no_signature); the export counts them on stderr.
 
 Examples:
 
@@ -91,7 +103,7 @@ def export(
         raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
     else:
         store = open_store(ctx.db, schema=ctx.schema)
-    written = unsigned = 0
+    written = unsigned = from_api = pruned = 0
     sink: IO[str]
     try:
         if output is not None:
@@ -105,6 +117,9 @@ def export(
             sink = sys.stdout
         try:
             for row in iter_deliveries(store, since=since_ts, outcomes=outcome, sources=source):
+                if row.pruned:
+                    pruned += 1
+                    continue
                 delivery = Delivery(
                     source=row.source or "",
                     body=row.body,
@@ -115,6 +130,7 @@ def export(
                 written += 1
                 if delivery.signature is None:
                     unsigned += 1
+                    from_api += row.source == "api"
         finally:
             if output is not None:
                 sink.close()
@@ -123,11 +139,93 @@ def export(
     finally:
         store.close()
     if unsigned:
+        parts = [f"{from_api} pulled from the Events API"] if from_api else []
+        if unsigned - from_api:
+            parts.append(f"{unsigned - from_api} received without a signature")
         ctx.note(
-            f"warning: {unsigned} deliveries have no Stripe-Signature (pulled from the Events "
-            "API); replay-webhook will reject them as no_signature"
+            f"warning: {unsigned} deliveries have no Stripe-Signature ({', '.join(parts)}): "
+            "replay-webhook reads them back only with --unsigned, marked unverified"
         )
+    if pruned:
+        ctx.note(f"note: {pruned} deliveries not exported: their bodies were pruned (inbox prune --bodies)")
     if ctx.json and output is not None:
-        ctx.emit_json({"exported": written, "unsigned": unsigned, "output": str(output)})
+        ctx.emit_json(
+            {"exported": written, "unsigned": unsigned, "from_api": from_api, "output": str(output)}
+            | ({"pruned": pruned} if pruned else {})
+        )
     else:
         ctx.note(f"exported {written} deliveries" + (f" to {output}" if output else ""))
+
+
+PRUNE_HELP = f"""Drop raw webhook bodies and/or customers' contact details from the mirror.
+
+Before a mirror leaves this machine (an Actions cache, a file shared in a bug
+report): --bodies sets `events.body` to NULL (Stripe's raw bytes: customer
+data, PaymentIntent / Checkout client secrets), all of them or those received
+before --older-than; --personal-data clears customers.email / name and
+checkout_sessions.customer_email / url. Every row, id, outcome and state
+column stays, so re-runs still dedupe and reconcile still compares; a pruned
+delivery can no longer be exported or re-verified. The file is then rebuilt
+(secure_delete, VACUUM, WAL truncated): the bytes are gone, not hidden.
+Safe to re-run.
+
+Examples:
+
+  stripectl inbox prune --bodies --personal-data      # before caching the mirror in CI
+
+  stripectl inbox prune --bodies --older-than 30d     # keep a month of raw bodies
+
+Exit 0 on success. {EXIT_CODES_HELP}
+"""
+
+
+@inbox_app.command("prune", help=PRUNE_HELP)
+@guarded
+def prune(
+    tctx: typer.Context,
+    bodies: Annotated[
+        bool, typer.Option("--bodies", help="Drop the raw bodies of stored deliveries.")
+    ] = False,
+    personal_data: Annotated[
+        bool,
+        typer.Option("--personal-data", help="Clear customers' emails and names, checkout emails and URLs."),
+    ] = False,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="With --bodies: only deliveries received before this age or time (30d, 2026-11-01).",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    ctx = make_ctx(tctx, db, json_out, debug)
+    from stripectl.timeparse import parse_since
+
+    if not bodies and not personal_data:
+        raise UsageError("nothing to prune", hint="pass --bodies and/or --personal-data")
+    if older_than is not None and not bodies:
+        raise UsageError("--older-than applies with --bodies")
+    before = parse_since(older_than) if older_than is not None else None
+    from stripectl.store import mirror_exists, open_store
+    from stripectl.store.engine.postgres import redact_url
+    from stripectl.store.prune import prune as run_prune
+
+    if not mirror_exists(ctx.db, schema=ctx.schema):
+        raise UsageError(f"no mirror at {redact_url(ctx.db)}", hint="pass --db or set STRIPECTL_DB")
+    store = open_store(ctx.db, schema=ctx.schema)
+    try:
+        counts = run_prune(store, bodies=bodies, personal=personal_data, received_before=before)
+    finally:
+        store.close()
+    data = {"bodies_pruned": counts.bodies, "personal_rows_cleared": counts.personal}
+    if ctx.json:
+        ctx.emit_json(data)
+    else:
+        ctx.out.print(
+            f"pruned {counts.bodies} raw bodies, cleared contact details of {counts.personal} rows",
+            highlight=False,
+        )

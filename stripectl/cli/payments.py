@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    Ctx,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+)
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
@@ -31,6 +40,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 payments_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="payments",
     help="Idempotent payment intents. Example: stripectl payments create --amount 1050 "
     "--currency usd --order-ref ord_1001",
@@ -89,10 +99,12 @@ def run_ledgered(
     Shared by `payments create` and `checkout create`, so both take the same
     lease length (from the timeout and retries) and the same key-mode guard.
     """
-    from stripectl.services.connection import open_gateway
+    from stripectl.services.connection import check_stripe_settings, open_gateway
     from stripectl.services.ledger import LedgerOptions, lease_seconds
     from stripectl.store import open_store
 
+    for warning in check_stripe_settings(settings):  # before the mirror file is created
+        ctx.note(f"warning: {warning}")
     options = LedgerOptions(
         allow_stale_key=allow_stale_key,
         lease_seconds=lease_seconds(settings.timeout, settings.max_network_retries),

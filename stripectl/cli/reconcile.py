@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,13 +18,16 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
+from stripectl.cli.outputs import check_writable, exit_code_of
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
     GraceOpt,
     LiveOpt,
+    RetriesOpt,
+    TimeoutOpt,
     check_grace,
-    gateway_settings,
+    checked_settings,
 )
 
 if TYPE_CHECKING:
@@ -49,8 +53,11 @@ retrieved by id first and deleted only if Stripe does not know it.
 
 Formats: table (default), json, jsonl, markdown (PR comment / CI step
 summary), junit (one test case per subscription; drift = failure).
---output writes the --format output to a file; --report FORMAT:FILE writes
-an extra format from the same run (repeatable).
+--json is --format json (with another --format it is refused). --output
+writes the --format output to a file; --report FORMAT:FILE writes an extra
+format from the same run (repeatable). Every output path is checked before
+the first request; the exit code recorded for the run (--history) is the
+one the process returns.
 
 Examples:
 
@@ -91,8 +98,11 @@ def _parse_reports(values: list[str]) -> list[tuple[str, Path]]:
 def reconcile(
     tctx: typer.Context,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")
-    ] = "table",
+        str | None,
+        typer.Option(
+            "--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default table).", show_default=False
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -121,6 +131,8 @@ def reconcile(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -130,15 +142,22 @@ def reconcile(
     from stripectl.services.drift import check_kinds
     from stripectl.store import open_store
 
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if ctx.json:
-        fmt = "json"
+    if ctx.json and fmt not in (None, "json"):
+        raise UsageError(
+            f"--json and --format {fmt} ask for two formats", hint="--json is --format json: pass one"
+        )
+    fmt = "json" if ctx.json else fmt or "table"
     if yes and not fix:
         raise UsageError("--yes only applies with --fix")
+    if history and fmt == "junit":
+        raise UsageError("--history supports table, json, jsonl and markdown")
     reports = _parse_reports(report_to or [])
+    check_writable([*([output] if output is not None else []), *(p for _, p in reports)])
     ignored = check_kinds(ignore or [])
     grace = check_grace(grace)
+    settings = None if history else checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
     from stripectl.services.connection import open_gateway
 
     store = open_store(ctx.db, schema=ctx.schema)
@@ -146,22 +165,32 @@ def reconcile(
         if history:
             _history(ctx, store, fmt, limit)
             return
-        from stripectl.services.reconcile import ReconcileOptions
+        from stripectl.services.reconcile import ReconcileOptions, set_exit_code
         from stripectl.services.reconcile import reconcile as run
 
-        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
+        assert settings is not None
+        gateway = open_gateway(store, settings)
         wants_junit = fmt == "junit" or any(f == "junit" for f, _ in reports)
         options = ReconcileOptions(
             grace=grace, ignore=ignored, fix=fix, apply=fix and yes, collect_in_sync=wants_junit
         )
         with progress(ctx, "comparing subscriptions") as advance:
             result = run(store, gateway, options, progress=advance)
+        code = result.exit_code
+        try:
+            _emit(ctx, result, fmt, output)
+            for rfmt, path in reports:
+                _write(path, _text(result, rfmt))
+            _notes(ctx, result)
+        except BaseException as exc:
+            code = exit_code_of(exc)
+            raise
+        finally:
+            if code != result.exit_code and result.run_id is not None:
+                with contextlib.suppress(Exception):  # never hide the error being raised
+                    set_exit_code(store, result.run_id, code)
     finally:
         store.close()
-    _emit(ctx, result, fmt, output)
-    for rfmt, path in reports:
-        _write(path, _text(result, rfmt))
-    _notes(ctx, result)
     raise typer.Exit(result.exit_code)
 
 
@@ -349,10 +378,6 @@ def _history(ctx: Ctx, store: Any, fmt: str, limit: int) -> None:
     )
     if fmt == "table":
         ctx.out.print(rich_table(rows))
-    elif fmt == "junit":
-        from stripectl.errors import UsageError
-
-        raise UsageError("--history supports table, json, jsonl and markdown")
     else:
         import sys
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
 HELP = f"""Verify saved Stripe webhook deliveries and apply them to the SQLite mirror.
 
 PATH is an envelope file, a JSONL file of envelopes, a folder of either
-(recursive), or a raw HTTP request dump. Each delivery's signature is checked
+(recursive), or a raw HTTP request dump. In a folder only .json, .jsonl,
+.ndjson and .http files are read (--glob adds patterns); the others are
+counted as skipped and never stored. A file named here is always read. Each delivery's signature is checked
 over its exact raw body; freshness compares the signed timestamp with the
 envelope's received_at. Events are deduplicated by id and applied newest-wins,
 so the final mirror does not depend on delivery order or duplicates. Every
@@ -83,9 +87,19 @@ def replay_webhook(
     events: Annotated[
         str, typer.Option(help="Events listed in the table: auto, all, problems, none.")
     ] = "auto",
+    subscriptions: Annotated[
+        str,
+        typer.Option(
+            help="Subscriptions listed in the table: auto (all up to 100, then at most 100 without "
+            "access, in dunning or unverified), all, problems, none. --json lists every one."
+        ),
+    ] = "auto",
     forward_to: Annotated[
         str | None,
-        typer.Option(help="POST each delivery, in event order, to this URL of your own handler."),
+        typer.Option(
+            help="POST each delivery, in event order, to this URL of your own handler "
+            "(host:port/path means http://host:port/path, as in `stripe listen --forward-to`)."
+        ),
     ] = None,
     sign_with: Annotated[
         str | None,
@@ -104,6 +118,14 @@ def replay_webhook(
     jobs: Annotated[
         int, typer.Option(help="Worker processes verifying large inputs (0 = one per core).", min=0)
     ] = 0,
+    glob: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--glob",
+            help="In folders, also read files matching this pattern (repeatable), e.g. '*.txt'.",
+            show_default=False,
+        ),
+    ] = None,
     chunk_size: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -113,6 +135,8 @@ def replay_webhook(
     secrets = [s.strip() for s in (secret or []) if s.strip()]
     if events not in ("auto", "all", "problems", "none"):
         raise UsageError(f"--events must be auto, all, problems or none, got {events!r}")
+    if subscriptions not in ("auto", "all", "problems", "none"):
+        raise UsageError(f"--subscriptions must be auto, all, problems or none, got {subscriptions!r}")
     grace = check_grace(grace)
     for s in secrets:
         if not s.startswith("whsec_"):
@@ -120,7 +144,13 @@ def replay_webhook(
     for path in paths:
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")
+    from stripectl.webhooks.envelope import select_files
+
+    selection = select_files(paths, glob or ())
+    skipped = _skipped_files(ctx, selection.skipped)
+    paths = selection.files
     if forward_to is not None:
+        forward_to = _with_scheme(ctx, forward_to)
         _forward(
             ctx,
             paths,
@@ -185,11 +215,39 @@ def replay_webhook(
             finally:
                 store.close()
         if spool is not None:
-            ctx.emit_json_stream(report.json_parts(spool))
+            ctx.emit_json_stream(chain(report.json_parts(spool), [("skipped_files", skipped)]))
         else:
             report.events = table_events.kept
-            render_replay(ctx, report.to_json(), events)
+            render_replay(ctx, report.to_json(), events, subscriptions)
     raise typer.Exit(0 if report.ok else 1)
+
+
+_HOST_PORT_PATH = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?(?:[/?#].*)?$")
+
+
+def _with_scheme(ctx: Any, url: str) -> str:
+    """`localhost:4242/webhooks` (how Stripe CLI's --forward-to is typed) is
+    http://localhost:4242/webhooks, as the Stripe CLI reads it; anything
+    else is left for check_url to accept or refuse."""
+    if "://" in url or not _HOST_PORT_PATH.match(url):
+        return url
+    ctx.note(f"note: --forward-to {url}: sending to http://{url}")
+    return f"http://{url}"
+
+
+def _skipped_files(ctx: Any, skipped: list[Path]) -> dict[str, Any]:
+    """Say which files in the folders were not read (not delivery formats)."""
+    from stripectl.webhooks.envelope import DELIVERY_SUFFIXES, source_name
+
+    names = [source_name(p) for p in skipped]
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        ctx.note(
+            f"skipped {len(names)} files in folders that are not deliveries "
+            f"({', '.join(DELIVERY_SUFFIXES)}; --glob PATTERN reads others, a file named "
+            f"on the command line is always read): {shown}"
+        )
+    return {"count": len(names), "examples": names[:10]}
 
 
 def _spool_events(spool: JSONArraySpool, results: list[EventResult]) -> None:

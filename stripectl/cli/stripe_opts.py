@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from stripectl.cli.common import Ctx
     from stripectl.gateway.client import GatewaySettings
 
 ApiKeyOpt = Annotated[
@@ -31,7 +32,7 @@ ApiBaseOpt = Annotated[
 ]
 LiveOpt = Annotated[bool, typer.Option("--live", help="Allow a live-mode key (sk_live_/rk_live_).")]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each HTTP answer.")
+    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each HTTP answer from Stripe.")
 ]
 RetriesOpt = Annotated[
     int,
@@ -66,3 +67,21 @@ def gateway_settings(
     return GatewaySettings(
         api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries
     )
+
+
+def checked_settings(
+    ctx: Ctx,
+    api_key: str | None,
+    api_base: str | None,
+    live: bool,
+    timeout: float = 30.0,
+    retries: int = 2,
+) -> GatewaySettings:
+    """The gateway settings, refused now if the key or base URL is wrong:
+    before the mirror is opened, so a config error creates no file."""
+    from stripectl.services.connection import check_stripe_settings
+
+    settings = gateway_settings(api_key, api_base, live, timeout, retries)
+    for warning in check_stripe_settings(settings):
+        ctx.note(f"warning: {warning}")
+    return settings

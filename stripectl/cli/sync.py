@@ -16,7 +16,14 @@ from stripectl.cli.common import (
     make_ctx,
     progress,
 )
-from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, gateway_settings
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    LiveOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    checked_settings,
+)
 
 HELP = f"""Pull every subscription from Stripe into the SQLite mirror.
 
@@ -60,6 +67,8 @@ def sync(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -74,9 +83,10 @@ def sync(
         since_ts = parse_since(since)
     from stripectl.services.connection import open_gateway
 
+    settings = checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
     store = open_store(ctx.db, schema=ctx.schema)
     try:
-        gateway = open_gateway(store, gateway_settings(api_key, api_base, live))
+        gateway = open_gateway(store, settings)
         with progress(ctx, "syncing subscriptions") as advance:
             if since is None:
                 report = full_sync(store, gateway, progress=advance)

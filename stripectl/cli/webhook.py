@@ -10,13 +10,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import (
+    EXIT_CODES_HELP,
+    SUGGEST_COMMANDS,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    guarded,
+    make_ctx,
+)
 from stripectl.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from stripectl.services.listener import DeliveryLine
 
 webhook_app = typer.Typer(
+    suggest_commands=SUGGEST_COMMANDS,
     name="webhook",
     help="Receive webhook deliveries. Example: stripectl webhook listen --secret whsec_...",
     no_args_is_help=True,
@@ -41,7 +50,9 @@ Examples:
 
   stripectl inbox export --source listener -o captured.jsonl   # the envelopes
 
-Exit 0 after a clean shutdown. {EXIT_CODES_HELP}
+Exit 130 after Ctrl-C (SIGINT: interrupted, like every command), 0 after
+SIGTERM (a service manager's clean stop); both shut down cleanly.
+{EXIT_CODES_HELP}
 """
 
 
@@ -106,7 +117,8 @@ def listen(
     )
     listener = Listener(config, on_delivery)
     stop = threading.Event()
-    previous = _install_signals(stop)
+    received: list[int] = []
+    previous = _install_signals(stop, received)
     try:
         listener.start()
         try:
@@ -124,14 +136,17 @@ def listen(
     finally:
         _restore_signals(previous)
     ctx.note("stopped; database closed")
+    if signal.SIGINT in received:
+        raise typer.Exit(130)  # the README's "interrupted (Ctrl-C)"
 
 
-def _install_signals(stop: threading.Event) -> dict[int, Any]:
+def _install_signals(stop: threading.Event, received: list[int]) -> dict[int, Any]:
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return previous  # signals can only be handled on the main thread
 
     def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,8 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DebugOpt, JsonOpt, guarded, make_ctx
-from stripectl.cli.stripe_opts import ApiBaseOpt, ApiKeyOpt, LiveOpt, gateway_settings
+from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.stripe_opts import (
+    ApiBaseOpt,
+    ApiKeyOpt,
+    LiveOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    checked_settings,
+)
 
 if TYPE_CHECKING:
     from stripectl.render import Rows
@@ -85,6 +92,10 @@ def _format(ctx: Ctx, fmt: str) -> str:
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if ctx.json and fmt not in ("table", "json"):  # table: the default, maybe not typed
+        raise UsageError(
+            f"--json and --format {fmt} ask for two formats", hint="--json is --format json: pass one"
+        )
     return "json" if ctx.json else fmt
 
 
@@ -116,10 +127,11 @@ def probe(
         bool, typer.Option("--allow-remote", help="Allow a URL that is not loopback.")
     ] = False,
     fmt: FormatOpt = "table",
+    db: DbOpt = None,  # a global option: accepted here too (these commands keep no mirror)
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    ctx = make_ctx(tctx, None, json_out, debug)
+    ctx = make_ctx(tctx, db, json_out, debug)
     fmt = _format(ctx, fmt)
     from stripectl.errors import ConfigError
     from stripectl.gateway.webhook_endpoints import sdk_api_version
@@ -223,16 +235,19 @@ def audit(
     api_key: ApiKeyOpt = None,
     api_base: ApiBaseOpt = None,
     live: LiveOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    network_retries: RetriesOpt = 2,
+    db: DbOpt = None,  # a global option: accepted here too (these commands keep no mirror)
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    ctx = make_ctx(tctx, None, json_out, debug)
+    ctx = make_ctx(tctx, db, json_out, debug)
     fmt = _format(ctx, fmt)
     from stripectl.gateway.client import connect
     from stripectl.gateway.webhook_endpoints import iter_webhook_endpoints, sdk_api_version
     from stripectl.services.audit import audit as run
 
-    gateway = connect(gateway_settings(api_key, api_base, live))
+    gateway = connect(checked_settings(ctx, api_key, api_base, live, timeout, network_retries))
     report = run(iter_webhook_endpoints(gateway), sdk_api_version=sdk_api_version(),
                  only=endpoint or ())
     _print_audit(ctx, report, fmt)

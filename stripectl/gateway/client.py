@@ -8,6 +8,7 @@ into stripectl errors with the documented exit codes.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 2
+DEFAULT_API_BASE = "https://api.stripe.com"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,28 @@ def check_key_mode(key: str, *, live: bool, mirror_livemode: bool | None = None)
         )
 
 
+def api_base_of(settings: GatewaySettings) -> str | None:
+    """--api-base, then STRIPECTL_API_BASE; None: Stripe's own."""
+    return settings.api_base or os.environ.get("STRIPECTL_API_BASE") or None
+
+
+def check_settings(settings: GatewaySettings) -> list[str]:
+    """Everything about the key and the base URL that can be refused before
+    any request (and before the mirror file is opened: a config error must
+    leave nothing behind). Returns warnings for the operator."""
+    key = resolve_api_key(settings.api_key)
+    check_key_mode(key, live=settings.live)
+    api_base = api_base_of(settings)
+    if api_base and not api_base.startswith(("http://", "https://")):
+        raise UsageError(f"--api-base must be an http(s) URL, got {api_base!r}")
+    warnings = []
+    if settings.live and not key_is_live(key):
+        warnings.append(
+            f"--live given, but {mask(key)} is a test-mode key: this run reads and writes test data"
+        )
+    return warnings
+
+
 @dataclass
 class Gateway:
     client: stripe.StripeClient
@@ -91,15 +115,14 @@ class Gateway:
         try:
             return fn()
         except stripe.StripeError as exc:
-            raise map_stripe_error(exc) from exc
+            raise map_stripe_error(exc, self.settings) from exc
 
 
 def connect(settings: GatewaySettings, *, mirror_livemode: bool | None = None) -> Gateway:
+    check_settings(settings)
     key = resolve_api_key(settings.api_key)
     check_key_mode(key, live=settings.live, mirror_livemode=mirror_livemode)
-    api_base = settings.api_base or os.environ.get("STRIPECTL_API_BASE")
-    if api_base and not api_base.startswith(("http://", "https://")):
-        raise UsageError(f"--api-base must be an http(s) URL, got {api_base!r}")
+    api_base = api_base_of(settings)
     http_client = stripe.RequestsClient(timeout=settings.timeout)
     client = stripe.StripeClient(
         key,
@@ -124,7 +147,34 @@ def response_headers(obj: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in dict(headers).items()}
 
 
-def map_stripe_error(exc: stripe.StripeError) -> Exception:
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
+
+
+def network_reason(message: str) -> str:
+    """The cause in the SDK's four-line connection message ("Unexpected error
+    communicating with Stripe ... (Network error: ConnectionError:
+    HTTPConnectionPool(...): Max retries exceeded ... [Errno 111] Connection
+    refused'))"): "Connection refused", "timed out", ..."""
+    detail = message.rpartition("(Network error:")[2].strip().rstrip(")") or message
+    found = _ERRNO_TEXT.search(detail)
+    if found:
+        return found.group(1).strip()
+    if "timed out" in detail.lower():
+        return "timed out"
+    name = detail.partition(":")[0].strip()
+    return name if name and len(name) < 60 else " ".join(detail.split())[:120]
+
+
+def map_stripe_error(exc: stripe.StripeError, settings: GatewaySettings | None = None) -> Exception:
+    if isinstance(exc, stripe.APIConnectionError):
+        where = (api_base_of(settings) if settings else None) or DEFAULT_API_BASE
+        timeout = settings.timeout if settings else DEFAULT_TIMEOUT
+        retries = settings.max_network_retries if settings else DEFAULT_RETRIES
+        return NetworkError(
+            f"cannot reach Stripe at {where}: {redact(network_reason(str(exc)))}",
+            hint=f"check the network and --api-base (this run: --timeout {timeout:g} s a request, "
+            f"--network-retries {retries})",
+        )
     msg = redact(exc.user_message or str(exc) or type(exc).__name__)
     status = exc.http_status
     code = exc.code
@@ -147,8 +197,6 @@ def map_stripe_error(exc: stripe.StripeError) -> Exception:
         )
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
         return ConfigError(f"Stripe refused the API key: {msg}")
-    if isinstance(exc, stripe.APIConnectionError):
-        return NetworkError(f"cannot reach Stripe: {msg}", hint="check --api-base and the network")
     if isinstance(exc, stripe.RateLimitError):
         return StripeAPIError(
             f"rate limited by Stripe after retries: {msg}", code=code, http_status=status

@@ -43,7 +43,7 @@ def _replayed(headers: dict[str, str]) -> bool:
     return headers.get("idempotent-replayed", "").strip().lower() == "true"
 
 
-def _failure(exc: stripe.StripeError) -> Failure:
+def _failure(exc: stripe.StripeError, gw: Gateway | None = None) -> Failure:
     headers = {str(k).lower(): str(v) for k, v in dict(exc.headers or {}).items()}
     obj: dict[str, Any] | None = None
     body = exc.json_body if isinstance(exc.json_body, dict) else {}
@@ -52,7 +52,7 @@ def _failure(exc: stripe.StripeError) -> Failure:
         if err is not None and isinstance(err.get(field), dict) and err[field].get("id"):
             obj = err[field]
             break
-    mapped = map_stripe_error(exc)
+    mapped = map_stripe_error(exc, gw.settings if gw is not None else None)
     if not isinstance(mapped, StripectlError):  # pragma: no cover - map_stripe_error contract
         raise mapped
     return Failure(
@@ -70,7 +70,7 @@ def _create(gw: Gateway, create: Any, params: dict[str, Any], key: str) -> Creat
     try:
         obj = create(params=cast(Any, params), options={"idempotency_key": key})
     except stripe.StripeError as exc:
-        return _failure(exc)
+        return _failure(exc, gw)
     headers = response_headers(obj)
     return Created(
         obj=to_dict(obj), replayed=_replayed(headers), request_id=headers.get("request-id")

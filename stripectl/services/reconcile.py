@@ -297,6 +297,14 @@ def _record(store: Store, report: ReconcileReport, options: ReconcileOptions) ->
         })
 
 
+def set_exit_code(store: Store, run_id: int, exit_code: int) -> None:
+    """The exit code the process really returned, when writing the reports
+    failed after the run was recorded (so --history never shows a drift
+    run's 1 for a run that ended in 2)."""
+    with store.transaction():
+        run_store.set_exit_code(store, run_id, exit_code)
+
+
 def history(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     """Recent runs, newest first, each with its change against the run before."""
     rows = run_store.recent_runs(store, limit + 1)

@@ -157,8 +157,9 @@ def copy_mirror(
                 f"VALUES ({', '.join('?' * len(columns))})"
             )
             total = TableSum(table)
+            convert = _body_for(dst, columns) if table == "events" else None
             for batch in _rows(src, table, columns):
-                dst.executemany(sql, batch)
+                dst.executemany(sql, batch if convert is None else [convert(r) for r in batch])
                 for row in batch:
                     total.add(row)
                 if progress is not None:
@@ -175,6 +176,26 @@ def copy_mirror(
             )
     report.verified = True
     return report
+
+
+def _body_for(dst: Store, columns: list[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """events.body as the destination keeps it: SQLite TEXT when valid UTF-8
+    (else BLOB), PostgreSQL BYTEA (a str bound there would be read as bytea
+    escape text). The same bytes either way; the checksum counts bytes."""
+    from stripectl.store.events import body_bytes, storable_body
+
+    i = columns.index("body")
+    if dst.dialect == "sqlite":
+        def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            body = row[i]
+            if body is None or isinstance(body, str):
+                return row
+            return (*row[:i], storable_body(bytes(body)), *row[i + 1 :])
+    else:
+        def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            body = row[i]
+            return row if body is None else (*row[:i], body_bytes(body), *row[i + 1 :])
+    return convert
 
 
 def _after_explicit_ids(dst: Store, table: str, columns: list[str]) -> None:

@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from stripectl.errors import StoreError
@@ -42,7 +43,7 @@ def _v1(db: Any) -> None:
             "source": str,  # file:line, api, listener
             "received_at": int,
             "headers": str,  # JSON
-            "body": bytes,  # raw bytes exactly as received
+            "body": bytes,  # raw bytes exactly as received (TEXT if valid UTF-8: _v4)
             "verified": int,
             "outcome": str,
             "reason": str,
@@ -162,8 +163,14 @@ def _v3(db: Any) -> None:
     runs.migrate(db)
 
 
+def _v4(db: Any) -> None:
+    from stripectl.store import events
+
+    events.migrate_text_bodies(db)
+
+
 # Append only: a released migration is never edited.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -332,6 +339,25 @@ def _migrate(store: Store) -> None:
             now = int(time.time())
             engine.set_schema_version(version, migration.__name__, now)
             store.meta_set(f"migrated_v{version}", json.dumps(now))
+
+
+def mirror_exists(target: str, *, schema: str | None = None) -> bool:
+    """Whether a mirror is at `target` (a file, or a migrated schema on a
+    server), without creating one."""
+    from stripectl.store.engine import is_url
+
+    if not is_url(target):
+        return target == ":memory:" or Path(target).exists()
+    try:
+        store = open_store(target, dry_run=True, schema=schema)
+    except StoreError as exc:
+        if "schema version" in exc.message:
+            return True  # there, at another version
+        raise
+    try:
+        return store.path != ":memory:"
+    finally:
+        store.close()
 
 
 def open_store(path: str, *, dry_run: bool = False, schema: str | None = None) -> Store:

@@ -10,7 +10,8 @@ _CHUNK = 500
 
 
 class EventRow(NamedTuple):
-    """One `events` row, in column order (headers as JSON text, body raw bytes).
+    """One `events` row, in column order (headers as JSON text, body raw bytes:
+    stored as TEXT when they are valid UTF-8, see storable_body).
 
     The column order; callers may pass plain tuples in this order."""
 
@@ -33,6 +34,49 @@ class EventRow(NamedTuple):
     stored_at: int
 
 
+_BODY = EventRow._fields.index("body")
+
+
+def storable_body(body: bytes) -> str | bytes:
+    """The raw body as SQLite should hold it: TEXT when it is valid UTF-8
+    (decoding and encoding again gives back every byte), so JSON functions
+    and tools like Datasette read it; BLOB otherwise (SQLite 3.45+ reads a
+    BLOB passed to json_extract as JSONB, older versions refuse it)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
+
+
+def body_bytes(value: str | bytes | memoryview | None) -> bytes:
+    """A stored body back as the exact bytes received."""
+    if value is None:
+        return b""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def migrate_text_bodies(db: Any) -> None:
+    """Migration 4: events.body as TEXT where the raw bytes are valid UTF-8
+    (see storable_body); a body that is not stays a BLOB. In rowid batches,
+    inside the migration's transaction. PostgreSQL keeps every body as
+    BYTEA (exact bytes; its text cannot hold every body): nothing to do."""
+    if getattr(db, "dialect", "sqlite") == "postgres":
+        return
+    conn = db.conn
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, body FROM events WHERE typeof(body) = 'blob' AND rowid > ? "
+            "ORDER BY rowid LIMIT 1000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        updates = [(text, rowid) for rowid, body in rows if isinstance(text := storable_body(body), str)]
+        conn.executemany("UPDATE events SET body = ? WHERE rowid = ?", updates)
+
+
 
 
 def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) -> None:
@@ -45,6 +89,11 @@ def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) ->
     a previously rejected delivery passes on a re-run (e.g. the right secret).
     """
     if rows:
+        if store.dialect == "sqlite":
+            # TEXT when the bytes are valid UTF-8 (storable_body); PostgreSQL
+            # keeps BYTEA (binding a str there would read it as bytea text).
+            b = _BODY
+            rows = [(*r[:b], storable_body(r[b]), *r[b + 1 :]) for r in rows]
         # Engine-specific: INSERT OR REPLACE on SQLite, ON CONFLICT on PostgreSQL.
         sql = _upserts.get(store.dialect)
         if sql is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stripectl.store.db import Store
+from stripectl.store.events import body_bytes
 
 _FETCH = 500
 
@@ -28,6 +29,7 @@ class StoredDelivery:
     outcome: str | None
     reason: str | None
     verified: bool
+    pruned: bool = False  # the body was dropped (inbox prune --bodies)
 
 
 def _headers(raw: Any) -> dict[str, str]:
@@ -75,7 +77,6 @@ def iter_deliveries(
     try:
         while rows := cur.fetchmany(_FETCH):
             for r in rows:
-                body = r[6]
                 yield StoredDelivery(
                     delivery_id=r[0],
                     event_id=r[1],
@@ -83,10 +84,11 @@ def iter_deliveries(
                     source=r[3],
                     received_at=r[4],
                     headers=_headers(r[5]),
-                    body=bytes(body) if body is not None else b"",
+                    body=body_bytes(r[6]),
                     outcome=r[7],
                     reason=r[8],
                     verified=bool(r[9]),
+                    pruned=r[6] is None,
                 )
     finally:
         cur.close()

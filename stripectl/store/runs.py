@@ -43,6 +43,11 @@ def record_run(store: Store, run: dict[str, Any]) -> int:
     return int(store.insert("reconcile_runs", row, returning="id"))
 
 
+def set_exit_code(store: Store, run_id: int, exit_code: int) -> None:
+    """Call inside `store.transaction()`."""
+    store.execute("UPDATE reconcile_runs SET exit_code = ? WHERE id = ?", (exit_code, run_id))
+
+
 def recent_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     """The latest runs, newest first, with JSON columns decoded."""
     rows = store.query(

@@ -2,7 +2,10 @@
 
 Formats: a file holding one envelope, a JSONL file of envelopes (or a JSON
 array of them), a folder of either (recursive, sorted by path), a raw HTTP
-request dump, and a bare event JSON (only with --unsigned). An envelope is
+request dump, and a bare event JSON (only with --unsigned). In a folder only
+files named like deliveries are read (DELIVERY_SUFFIXES, plus --glob
+patterns): a README or a script beside them is skipped, never stored as a
+pile of rejected "deliveries". A file named explicitly is always read. An envelope is
 `{"received_at": unix, "headers": {"Stripe-Signature": ...}, "body": "<raw>"}`.
 
 Input that cannot be read as a delivery still yields a Delivery with `error`
@@ -15,7 +18,9 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,6 +30,9 @@ from stripectl.webhooks.delivery import Delivery
 
 _HTTP_METHODS = (b"POST ", b"PUT ", b"GET ", b"PATCH ")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# What a folder is searched for: the formats stripectl itself writes (inbox
+# export: .jsonl), envelopes and bare events (.json), raw HTTP dumps (.http).
+DELIVERY_SUFFIXES = (".json", *_JSONL_SUFFIXES, ".http")
 
 
 def source_name(path: Path) -> str:
@@ -48,22 +56,42 @@ def iter_raw(paths: list[Path], *, allow_unsigned: bool = False) -> Iterator[Del
         yield from read_file(file, allow_unsigned)
 
 
-def iter_files(paths: list[Path]) -> Iterator[Path]:
-    """The files `paths` name, folders expanded (recursive, sorted, no dot-files)."""
+@dataclass
+class FileSelection:
+    """The files a list of paths names: folders expanded to their delivery
+    files, and the files in them that were not taken."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+
+def select_files(paths: Sequence[Path], globs: Sequence[str] = ()) -> FileSelection:
+    """Files named in `paths` are taken whatever their name; in a folder
+    (recursive, sorted, no dot-files) a file is taken when its suffix is in
+    DELIVERY_SUFFIXES or its name / relative path matches one of `globs`."""
+    out = FileSelection()
     for path in paths:
         if path.is_dir():
-            yield from sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            for p in sorted(path.rglob("*")):
+                rel = p.relative_to(path)
+                if not p.is_file() or any(part.startswith(".") for part in rel.parts):
+                    continue
+                wanted = p.suffix.lower() in DELIVERY_SUFFIXES or any(
+                    fnmatch(p.name, g) or rel.match(g) for g in globs
+                )
+                (out.files if wanted else out.skipped).append(p)
         elif path.is_file():
-            yield path
+            out.files.append(path)
         elif not path.exists():
             raise UsageError(f"{path}: no such file or folder")
         else:
             raise UsageError(f"{path}: not a regular file or folder")
+    return out
+
+
+def iter_files(paths: list[Path]) -> Iterator[Path]:
+    """The files `paths` name, folders expanded to their delivery files (select_files)."""
+    yield from select_files(paths).files
 
 
 def is_jsonl(path: Path) -> bool:
@@ -188,7 +216,7 @@ def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: boo
             source=source, body=raw or b"", error="malformed", error_detail="not a JSON object"
         )
     if "body" in doc:
-        return _from_envelope(source, doc, raw)
+        return _from_envelope(source, doc, raw, allow_unsigned)
     if doc.get("object") == "event" or ("type" in doc and "data" in doc):
         body = raw if raw is not None else _reencoded(doc)
         if body is None:
@@ -209,7 +237,9 @@ def _from_document(source: str, doc: Any, raw: bytes | None, allow_unsigned: boo
     )
 
 
-def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Delivery:
+def _from_envelope(
+    source: str, doc: dict[str, Any], raw: bytes | None, allow_unsigned: bool = False
+) -> Delivery:
     body = doc.get("body")
     headers = doc.get("headers") or {}
     received = doc.get("received_at")
@@ -272,7 +302,14 @@ def _from_envelope(source: str, doc: dict[str, Any], raw: bytes | None) -> Deliv
                 error_detail="envelope body holds a lone surrogate that encodes no byte",
             )
         text = None
-    return Delivery(source=source, body=data, headers=headers, received_at=received_at, text=text)
+    # An envelope with no Stripe-Signature at all (an event `inbox export` got
+    # from the Events API, a capture that arrived unsigned) is, with
+    # --unsigned, what a bare event is: accepted and marked unverified. A
+    # signature that is there is always checked.
+    unsigned = allow_unsigned and not any(k.lower() == "stripe-signature" for k in headers)
+    return Delivery(
+        source=source, body=data, headers=headers, received_at=received_at, text=text, unsigned=unsigned
+    )
 
 
 REENCODE_DEPTH = 64  # json.dumps recurses; a fixed bound keeps outcomes stack-independent

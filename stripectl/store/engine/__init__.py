@@ -67,6 +67,9 @@ class Engine(Protocol):
         self, table: str, columns: str, group: str, order: Sequence[str], where: str
     ) -> str:
         """One row per `group` value, the largest by `order` (ascending keys)."""
+    def scrub_begin(self) -> None: ...
+    def scrub_end(self, tables: Sequence[str]) -> None:
+        """Make values just set to NULL in `tables` unrecoverable from the files."""
     def try_lease(self, name: str) -> bool | None:
         """Hold `name` for this connection until `release_lease` or until the
         connection ends, whichever comes first. True: held now; False: another

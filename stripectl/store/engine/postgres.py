@@ -290,7 +290,16 @@ class PostgresEngine:
     def background_checkpoints(self) -> Iterator[None]:
         yield  # the server checkpoints on its own
 
-    # -- leases -------------------------------------------------------------
+    # -- scrubbing (inbox prune) ------------------------------------------------
+    def scrub_begin(self) -> None:
+        return None
+
+    def scrub_end(self, tables: Sequence[str]) -> None:
+        """An UPDATE leaves the old row versions in the table's pages:
+        VACUUM FULL rewrites the table without them (it locks the table for
+        the rewrite). The server's WAL recycles on its own schedule."""
+        for table in dict.fromkeys(tables):
+            self.raw.execute(f'VACUUM FULL "{table}"')
     def try_lease(self, name: str) -> bool | None:
         if name in self._leases:
             return True

@@ -175,6 +175,16 @@ class SqliteEngine:
         self._checkpoint_due = None
         self.raw.execute("PRAGMA wal_autocheckpoint=1000")
 
+    # -- scrubbing (inbox prune) ------------------------------------------------
+    def scrub_begin(self) -> None:
+        self.raw.execute("PRAGMA secure_delete = ON")
+
+    def scrub_end(self, tables: Sequence[str]) -> None:
+        """SQLite leaves deleted bytes in free pages and in the WAL."""
+        if tables:
+            self.raw.execute("VACUUM")
+        self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- leases -------------------------------------------------------------
     def try_lease(self, name: str) -> bool | None:
         return None  # a file has no sessions: the ledger uses expiry and a pid check
