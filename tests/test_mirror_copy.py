@@ -97,3 +97,12 @@ def test_copy_into_another_schema_of_the_same_database(tmp_path: Path, pg_url: s
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["verified"] is True
     assert run("mirror", "copy", pg_url, pg_url).exit_code == 2  # the same mirror
+
+
+def test_dst_alone_copies_the_db_mirror(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "src.db"
+    _filled_mirror(src)
+    result = run("mirror", "copy", pg_url, "--db", str(src), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == str(src)
+    assert run("mirror", "copy", "a", "b", "c").exit_code == 2

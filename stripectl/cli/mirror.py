@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from stripectl.cli.common import EXIT_CODES_HELP, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.cli.common import EXIT_CODES_HELP, DbOpt, DebugOpt, JsonOpt, guarded, make_ctx
+from stripectl.errors import UsageError
 
 mirror_app = typer.Typer(
     name="mirror",
@@ -15,6 +16,8 @@ mirror_app = typer.Typer(
 )
 
 COPY_HELP = f"""Copy every table of the mirror SRC into a new mirror DST, then verify it.
+
+With DST alone, SRC is the mirror --db names (or STRIPECTL_DB, or ./stripectl.db).
 
 SRC and DST are each a SQLite file or a postgresql:// URL: start with the
 file and move the team to the server (or back) without losing the delivery
@@ -28,6 +31,8 @@ Examples:
 
   stripectl mirror copy stripectl.db postgresql://ops@db.internal/payments
 
+  STRIPECTL_DB=ci.db stripectl mirror copy postgresql://ops@db/payments
+
   stripectl mirror copy postgresql://ops@db/payments --src-schema stripectl backup.db --json
 
 {EXIT_CODES_HELP} (6: DST not empty, or verification failed)
@@ -38,8 +43,14 @@ Examples:
 @guarded
 def copy_cmd(
     tctx: typer.Context,
-    src: Annotated[str, typer.Argument(help="The mirror to copy: a file or a postgresql:// URL.")],
-    dst: Annotated[str, typer.Argument(help="The new mirror: a file or a postgresql:// URL.")],
+    mirrors: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[SRC] DST",
+            help="The mirror to copy (default: --db) and the new one: files or postgresql:// URLs.",
+            show_default=False,
+        ),
+    ],
     src_schema: Annotated[
         str | None,
         typer.Option(help="PostgreSQL schema of SRC (default: --schema, else stripectl).",
@@ -50,10 +61,14 @@ def copy_cmd(
         typer.Option(help="PostgreSQL schema of DST (default: --schema, else stripectl).",
                      show_default=False),
     ] = None,
+    db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    ctx = make_ctx(tctx, None, json_out, debug)
+    ctx = make_ctx(tctx, db, json_out, debug)
+    if len(mirrors) not in (1, 2):
+        raise UsageError("expected [SRC] DST: one or two mirrors")
+    src, dst = (ctx.db, mirrors[0]) if len(mirrors) == 1 else (mirrors[0], mirrors[1])
     from stripectl.cli.common import progress
     from stripectl.services.mirror_copy import copy
 
