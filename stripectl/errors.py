@@ -76,3 +76,7 @@ class NetworkError(StripectlError):
 
 class StoreError(StripectlError):
     exit_code = STORE
+
+
+class CommitOutcomeUnknown(StoreError):
+    """COMMIT itself failed: the transaction may or may not be on disk."""

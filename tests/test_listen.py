@@ -158,13 +158,13 @@ def test_wrong_path_method_and_framing(listener: tuple[Listener, list[DeliveryLi
     assert post(lst.url.replace(PATH, "/other"), body, headers)[0] == 404
     with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
         s.sendall(f"GET {PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        assert s.recv(100).startswith(b"HTTP/1.0 405")
+        assert s.recv(100).startswith(b"HTTP/1.1 405")
     with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
         s.sendall(
             f"POST {PATH} HTTP/1.1\r\nHost: x\r\n"
             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n".encode()
         )
-        assert s.recv(100).startswith(b"HTTP/1.0 411")
+        assert s.recv(100).startswith(b"HTTP/1.1 411")
     assert db_rows(lst, "SELECT count(*) FROM events") == [(0,)]
 
 
@@ -209,3 +209,19 @@ def test_concurrent_burst_loses_nothing_and_stores_each_event_once(
     distinct = {(b, h["Stripe-Signature"]) for p in plan for b, h in p}
     assert db_rows(lst, "SELECT count(*) FROM events") == [(len(distinct),)]
     assert len(settle(lines, sent)) == sent
+
+
+def test_expect_100_continue_is_answered_before_the_body(
+    listener: tuple[Listener, list[DeliveryLine]],
+) -> None:
+    lst, _ = listener
+    body, headers = signed(customer_event(6))
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
+        s.sendall(head.encode())
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any body byte was sent
+        s.sendall(body)
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert db_rows(lst, "SELECT event_id FROM events") == [("evt_l6",)]

@@ -135,7 +135,7 @@ def test_sigterm_finishes_in_flight_request_and_exits_cleanly(tmp_path: Path) ->
         sock.sendall(slow_body[10:])
         answer = _read_all(sock)
         sock.close()
-        assert answer.startswith(b"HTTP/1.0 200"), answer[:200]
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
         assert proc.wait(timeout=20) == 0
     err = (tmp_path / "listen.err").read_text()
     assert "stopped; database closed" in err and "Traceback" not in err

@@ -79,10 +79,16 @@ def test_every_kind_of_bad_delivery_is_rejected_with_a_reason(tmp_path: Path) ->
         "malformed",
         "malformed",
     ]
-    assert report["summary"]["applied"] == 1 and report["summary"]["rejected"] == 12
+    # A thin event is legitimate: verified, stored, not applied (not a rejection).
+    assert report["events"][9]["outcome"] == "ignored"
+    assert report["summary"]["applied"] == 1 and report["summary"]["rejected"] == 11
+    # Rejected before their body was trusted: the event id each claims, unverified.
+    claimed = [(e["event_id"], e["claimed_event_id"]) for e in report["events"][1:7]]
+    assert claimed == [(None, good["id"])] * 6
+    assert all("(unverified)" in e["note"] for e in report["events"][1:7])
     conn = sqlite3.connect(tmp_path / "m.db")
     stored = conn.execute("SELECT outcome, count(*) FROM events GROUP BY outcome").fetchall()
-    assert dict(stored) == {"applied": 1, "rejected": 12}  # nothing lost
+    assert dict(stored) == {"applied": 1, "rejected": 11, "ignored": 1}  # nothing lost
 
 
 def test_non_utf8_body_and_huge_body(tmp_path: Path) -> None:

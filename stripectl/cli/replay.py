@@ -42,7 +42,9 @@ envelope's received_at. Events are deduplicated by id and applied newest-wins,
 so the final mirror does not depend on delivery order or duplicates. Every
 delivery, rejected ones included, is stored in the `events` table.
 
-Outcomes: applied, duplicate, stale, anomaly, ignored, rejected (with a reason).
+Outcomes: applied, duplicate, stale, anomaly, ignored (a type not mirrored,
+a thin event, a test-mode event on a live mirror), rejected (with a reason,
+and again on every re-run; the event id it claims is shown, unverified).
 
 Example:
 

@@ -46,6 +46,20 @@ class TableEvents:
         self.kept.extend(e for e in results if e.outcome in PROBLEMS)
 
 
+def _event_cell(e: dict[str, Any]) -> str:
+    """The event id; for a rejected delivery, the one its body claims, marked."""
+    if e["event_id"]:
+        return str(e["event_id"])
+    if e.get("claimed_event_id"):
+        return f"{e['claimed_event_id']} (claimed, unverified)"
+    return "-"
+
+
+def _without_claim(note: str, claimed: str) -> str:
+    claim = f"claims event {claimed} (unverified)"
+    return note.replace(f"; {claim}", "").replace(claim, "")
+
+
 def _when(ts: Any) -> str:
     if not isinstance(ts, int):
         return ""
@@ -92,15 +106,19 @@ def render_replay(
             table.add_column(col, overflow="fold")
         for e in shown:
             reason = e["reason"] or ""
-            if e.get("note"):
-                reason = f"{reason} ({e['note']})" if reason else e["note"]
+            note = e.get("note")
+            if note and e.get("claimed_event_id"):
+                # The event column shows the claimed id already.
+                note = _without_claim(note, e["claimed_event_id"])
+            if note:
+                reason = f"{reason} ({note})" if reason else note
             if not e["verified"] and e["outcome"] != "rejected":
                 reason = f"UNVERIFIED {reason}".strip()
             # Text, never str: sources, ids and notes come from the input and
             # must not be read as rich markup ("[/x]" in an event id raised).
             table.add_row(
                 plain_cell(e["source"]),
-                plain_cell(e["event_id"] or "-"),
+                plain_cell(_event_cell(e)),
                 plain_cell(e["type"] or "-"),
                 Text(e["outcome"], style=_STYLE.get(e["outcome"], "")),
                 plain_cell(reason),

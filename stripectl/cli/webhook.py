@@ -19,7 +19,8 @@ from stripectl.cli.common import (
     guarded,
     make_ctx,
 )
-from stripectl.errors import ConfigError, UsageError
+from stripectl.cli.line_sink import LineSink
+from stripectl.errors import ConfigError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from stripectl.services.listener import DeliveryLine
@@ -33,12 +34,15 @@ webhook_app = typer.Typer(
 
 LISTEN_HELP = f"""Receive Stripe webhook deliveries on a local port and store them exactly.
 
-Each POST to --path is verified over its raw body, stored durably in the
-inbox (the `events` table) and applied to the mirror BEFORE it is answered:
-200 stored (duplicates too), 400 bad/missing/expired signature (stored as
-rejected), 413 body over --max-body, 500 could not store (Stripe retries).
-One line per delivery (--json: one JSON object per line) on stdout.
-Ctrl-C or SIGTERM finishes in-flight deliveries, then closes the database.
+Each POST to --path is verified over its raw body, stored in the inbox (the
+`events` table), applied to the mirror and synced to disk BEFORE it is
+answered: 200 stored (duplicates too), 400 bad/missing/expired signature
+(recorded as rejected, within --unverified-budget), 413 body over --max-body,
+500 not acknowledged, 503 busy (Stripe retries every non-2xx answer).
+One line per delivery (--json: one JSON object per line) on stdout; lines
+that stdout cannot take are dropped and counted, never waited for.
+Ctrl-C (exit 130) or SIGTERM (exit 0) stops accepting, lets in-flight
+deliveries finish for up to --drain-timeout seconds, then closes the database.
 
 Examples:
 
@@ -50,8 +54,6 @@ Examples:
 
   stripectl inbox export --source listener -o captured.jsonl   # the envelopes
 
-Exit 130 after Ctrl-C (SIGINT: interrupted, like every command), 0 after
-SIGTERM (a service manager's clean stop); both shut down cleanly.
 {EXIT_CODES_HELP}
 """
 
@@ -78,6 +80,27 @@ def listen(
     tolerance: Annotated[
         int, typer.Option(help="Max seconds between the signature's t= and arrival.", min=0)
     ] = 300,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", help="Open connections at most (more: 503).", min=1)
+    ] = 512,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", help="Seconds from connect to complete headers.", min=0.1)
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option("--body-timeout", help="Seconds to receive a body (else 408).", min=0.1)
+    ] = 10.0,
+    drain_timeout: Annotated[
+        float,
+        typer.Option("--drain-timeout", help="Seconds in-flight deliveries get at shutdown.", min=0),
+    ] = 10.0,
+    unverified_budget: Annotated[
+        int,
+        typer.Option(
+            "--unverified-budget",
+            help="Bytes a minute that deliveries without a valid signature may store.",
+            min=0,
+        ),
+    ] = 4 * 1_048_576,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -94,16 +117,10 @@ def listen(
     if host not in ("127.0.0.1", "localhost", "::1"):
         ctx.note(
             f"warning: listening on {host}, not loopback: anyone who can reach it can post "
-            "(deliveries without a valid signature are stored as rejected and answered 400)"
+            "(deliveries without a valid signature are answered 400 and recorded within "
+            "--unverified-budget)"
         )
     from stripectl.services.listener import Listener, ListenerConfig
-
-    lock = threading.Lock()
-
-    def on_delivery(line: DeliveryLine) -> None:
-        with lock:
-            sys.stdout.write(_format(line, as_json=ctx.json) + "\n")
-            sys.stdout.flush()
 
     config = ListenerConfig(
         db_path=ctx.db,
@@ -114,39 +131,91 @@ def listen(
         path=path,
         max_body=max_body,
         tolerance=tolerance,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        drain_timeout=drain_timeout,
+        unverified_per_minute=unverified_budget,
     )
-    listener = Listener(config, on_delivery)
+    as_json = ctx.json
+    out = LineSink(
+        sys.stdout,
+        dropped_line=lambda n: _dropped_line(n, as_json=as_json),
+        render=lambda line: _format(line, as_json=as_json),
+    )
+    err = LineSink(sys.stderr)
+    listener = Listener(config, out.put)
     stop = threading.Event()
-    received: list[int] = []
-    previous = _install_signals(stop, received)
+    got: list[int] = []
+    previous = _install_signals(stop, got, listener)
     try:
         listener.start()
         try:
-            ctx.note(f"listening on {listener.url} (db {ctx.db}); Ctrl-C to stop")
-            if ctx.json:
-                hello = {"listening": listener.url, "port": listener.port}
-                with lock:
-                    sys.stdout.write(json.dumps(hello) + "\n")
-                    sys.stdout.flush()
+            err.put(_note(
+                f"listening on {listener.url} (db {ctx.db}; each answer after an fsync: "
+                f"{listener.durability}); Ctrl-C to stop"
+            ))
+            if as_json:
+                out.put(json.dumps({"listening": listener.url, "port": listener.port}))
             while not stop.wait(0.5):
-                pass
-            ctx.note("stopping: finishing in-flight deliveries")
+                if listener.broken:
+                    break
+            err.put(_note(f"stopping: in-flight deliveries get up to {drain_timeout:g} s"))
         finally:
-            listener.stop()
+            stats = listener.stop()
+            err.put(_note(_summary(stats, out.dropped)))
+            # A stuck terminal must not hold the exit: give it a moment, then go.
+            out.close(1.0)
+            err.close(0.5)
     finally:
         _restore_signals(previous)
-    ctx.note("stopped; database closed")
-    if signal.SIGINT in received:
-        raise typer.Exit(130)  # the README's "interrupted (Ctrl-C)"
+    if listener.broken and not got:
+        raise StoreError(
+            "the store process stopped: deliveries can no longer be stored",
+            hint="see the lines above; restart the listener (Stripe retries what was not answered 2xx)",
+        )
+    if got and got[0] == signal.SIGINT:
+        raise typer.Exit(130)  # interrupted, as in the README's table
 
 
-def _install_signals(stop: threading.Event, received: list[int]) -> dict[int, Any]:
+def _note(message: str) -> str:
+    from stripectl.printable import printable
+    from stripectl.redact import redact
+
+    return printable(redact(message))
+
+
+def _summary(stats: Any, dropped: int) -> str:
+    parts = ["stopped; database closed" if stats.store_closed else
+             "stopped; the store was still busy (SQLite keeps whole transactions only)"]
+    if stats.aborted_at_shutdown:
+        parts.append(f"{stats.aborted_at_shutdown} requests cut at the drain deadline (not acknowledged)")
+    if stats.refused_connections:
+        parts.append(f"{stats.refused_connections} connections refused over --max-connections")
+    if stats.timed_out_connections:
+        parts.append(f"{stats.timed_out_connections} connections dropped for header/answer timeouts")
+    if stats.unverified_not_recorded:
+        parts.append(f"{stats.unverified_not_recorded} unverified deliveries not recorded (budget)")
+    if dropped:
+        parts.append(f"{dropped} log lines dropped (stdout was not keeping up)")
+    return "; ".join(parts)
+
+
+def _dropped_line(n: int, *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"dropped_lines": n})
+    return f"-- {n} log lines dropped: stdout was not keeping up --"
+
+
+def _install_signals(stop: threading.Event, got: list[int], listener: Any) -> dict[int, Any]:
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return previous  # signals can only be handled on the main thread
 
     def handler(signum: int, frame: Any) -> None:
-        received.append(signum)
+        if stop.is_set():
+            listener.hurry()  # a second Ctrl-C: end the drain now
+        got.append(signum)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

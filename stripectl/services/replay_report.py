@@ -26,6 +26,10 @@ class EventResult:
     # For a duplicate of a delivery stored as rejected: that rejection's reason
     # (the listener answers such a resend with the same 400, not a 200).
     rejected_before: str | None = None
+    # A rejected delivery's event id as its unverified body claims it.
+    claimed_event_id: str | None = None
+    # The delivery's bytes are in `events` already (a rejected one seen again).
+    stored_before: bool = False
 
     def to_json_text(self) -> str:
         """`json.dumps(self.to_json())`, ~4x faster (see stripectl/json_text.py)."""
@@ -34,7 +38,8 @@ class EventResult:
             f'"event_id": {string_or_null(self.event_id)}, "type": {string_or_null(self.type)}, '
             f'"outcome": {string_or_null(self.outcome)}, "reason": {string_or_null(self.reason)}, '
             f'"verified": {boolean(self.verified)}, "created": {int_or_null(self.created)}, '
-            f'"note": {string_or_null(self.note)}}}'
+            f'"note": {string_or_null(self.note)}, '
+            f'"claimed_event_id": {string_or_null(self.claimed_event_id)}}}'
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +52,7 @@ class EventResult:
             "verified": self.verified,
             "created": self.created,
             "note": self.note,
+            "claimed_event_id": self.claimed_event_id,
         }
 
 

@@ -30,8 +30,9 @@ def latest_invoices(invoices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 
 def dunning_of(invoice: dict[str, Any] | None) -> dict[str, Any] | None:
-    """An unpaid invoice with failed attempts, or one waiting for 3-D Secure."""
-    if invoice is None or invoice.get("status") in ("paid", "void"):
+    """An unpaid invoice with failed attempts, or one waiting for 3-D Secure.
+    A paid, void or uncollectible one (collection is over) is not dunning."""
+    if invoice is None or invoice.get("status") in ("paid", "void", "uncollectible"):
         return None
     attempts = invoice.get("attempt_count") or 0
     if not attempts and not invoice.get("action_required"):

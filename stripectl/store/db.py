@@ -21,7 +21,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from stripectl.errors import StoreError
+from stripectl.errors import CommitOutcomeUnknown, StoreError
 from stripectl.store.engine import Engine, open_engine
 
 # A migration gets a sqlite_utils.Database on SQLite, a PgSchema on PostgreSQL
@@ -213,14 +213,27 @@ class Store:
                 engine.commit()
             except self._errors as exc:
                 engine.rollback()
-                raise StoreError(f"cannot commit to the mirror {self.path}: {_line(exc)}") from exc
+                # An I/O error in the sync after the WAL write can leave a commit
+                # that recovery finds on the next open (and a server may have
+                # committed before the connection broke): nobody can say "not stored".
+                raise CommitOutcomeUnknown(
+                    f"cannot commit to the mirror {self.path}: {_line(exc)}"
+                ) from exc
             engine.after_commit()
 
-    def background_checkpoints(self) -> Any:
-        """For one long writer (a large replay): see the engine's docstring."""
+    def durable_commits(self, *, lock_timeout: float) -> str:
+        """From now on a COMMIT returns only once it is on disk (survives a
+        power cut or a kernel crash, not just a killed process); `lock_timeout`:
+        how long a transaction waits for another writer's lock before failing
+        (nothing written). Returns the setting as the engine reports it."""
+        return self.engine.durable_commits(lock_timeout)
+
+    def background_checkpoints(self, min_interval: float = 0.0) -> Any:
+        """For one long writer (a large replay), or the listener with
+        `min_interval` between checkpoints: see the engine's docstring."""
         if self.readonly:
             return nullcontext()
-        return self.engine.background_checkpoints()
+        return self.engine.background_checkpoints(min_interval)
 
     def write_batch(self) -> Any:
         """Statements inside need no results (inserts, upserts): a server

@@ -68,7 +68,7 @@ def apply_event(
 ) -> tuple[str, str | None]:
     """Return (outcome, reason) and update `view` when applied."""
     if ins.table is None or ins.row is None:
-        return "ignored", "unhandled event type"
+        return "ignored", ins.ignore or "unhandled event type"
     table = ins.table
     row = dict(ins.row)
     stored = view.get(table, row["id"])
@@ -89,7 +89,7 @@ def apply_event(
             if link is not None:
                 row["user_id"], row["plan_name"] = link[0], row.get("plan_name") or link[1]
     elif table == "invoices":
-        row["action_required"] = int(ins.type == "invoice.payment_action_required")
+        row["action_required"] = _action_required(ins, row, stored)
         row["last_failure_at"] = _last_failure(ins, stored)
     elif table == "checkout_sessions" and stored is not None:
         row["idempotency_key"] = stored.get("idempotency_key")
@@ -135,6 +135,36 @@ def _status_since(
     return since, since_exact
 
 
+ACTION_REQUIRED = "invoice.payment_action_required"
+SETTLED = frozenset({"paid", "void", "uncollectible"})
+
+
+def _same_open_attempt(row: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """`row` and `stored` are the same unsettled payment attempt of one invoice."""
+    return (
+        stored is not None
+        and row.get("status") not in SETTLED
+        and stored.get("status") not in SETTLED
+        and row.get("attempt_count") == stored.get("attempt_count")
+    )
+
+
+def _action_required(ins: Inspected, row: dict[str, Any], stored: dict[str, Any] | None) -> int:
+    """One 3-D Secure attempt sends invoice.payment_failed and
+    invoice.payment_action_required, often in the same second: whichever
+    the ordering rule puts last, the attempt needs the customer. So the flag
+    is kept across events of the same unsettled attempt (same attempt_count)
+    and cleared by a settled invoice (a payment makes it `paid`) or a later
+    attempt; _refine_from_stale sets it when the action_required event is
+    the older one. Either way the result does not depend on event ids or
+    delivery order."""
+    if ins.type == ACTION_REQUIRED:
+        return int(row.get("status") not in SETTLED)
+    if stored is not None and stored.get("action_required") and _same_open_attempt(row, stored):
+        return 1
+    return 0
+
+
 def _last_failure(ins: Inspected, stored: dict[str, Any] | None) -> int | None:
     before = stored.get("last_failure_at") if stored else None
     if ins.type != "invoice.payment_failed":
@@ -151,10 +181,19 @@ def _refine_from_stale(
         since, since_exact = stored.get("status_since"), stored.get("status_since_exact")
         if not since_exact or since is None or (ins.created or 0) > since:
             view.put(table, {**stored, "status_since": ins.created, "status_since_exact": 1})
-    elif table == "invoices" and ins.type == "invoice.payment_failed":
+    elif table == "invoices":
+        changes: dict[str, Any] = {}
         last = _last_failure(ins, stored)
         if last != stored.get("last_failure_at"):
-            view.put(table, {**stored, "last_failure_at": last})
+            changes["last_failure_at"] = last
+        if (
+            ins.type == ACTION_REQUIRED
+            and not stored.get("action_required")
+            and _same_open_attempt(ins.row or {}, stored)
+        ):
+            changes["action_required"] = 1
+        if changes:
+            view.put(table, {**stored, **changes})
 
 
 def _link_subscription(view: MirrorView, session: dict[str, Any]) -> None:

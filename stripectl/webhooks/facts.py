@@ -26,7 +26,15 @@ SUBSCRIPTION_TYPES = frozenset(
 )
 INVOICE_TYPES = frozenset(
     f"invoice.{t}"
-    for t in ("paid", "payment_succeeded", "payment_failed", "payment_action_required")
+    for t in (
+        "paid",
+        "payment_succeeded",
+        "payment_failed",
+        "payment_action_required",
+        # They settle an invoice: without them a voided one stayed in dunning.
+        "voided",
+        "marked_uncollectible",
+    )
 )
 CHECKOUT_TYPES = frozenset(
     f"checkout.session.{t}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _esc
 from operator import attrgetter
 from typing import Any
@@ -34,9 +35,22 @@ REASONS = {
     "empty": "empty file",
     "not_utf8": "the body is not UTF-8",
     "too_large": "the body is larger than --max-body-bytes",
-    "thin_event": "a thin (v2) event: it carries references, not snapshots",
     "unsigned": "a bare event without a signature (accepted only with --unsigned)",
-    "livemode_mismatch": "the event's livemode differs from the mirror's mode",
+    "livemode_mismatch": "a live-mode event on a test-mode mirror",
+}
+
+# Why a verified delivery is stored but not applied (README "Outcomes"): the
+# `ignored` outcome's reasons.
+IGNORED = {
+    "unhandled event type": "a type stripectl does not mirror",
+    "thin_event": (
+        "a thin event (v2.core.event, sent by event destinations): it carries a reference,"
+        " not a snapshot; fetch the object to see its state"
+    ),
+    "test_mode_event": (
+        "a test-mode event on a live-mode mirror (a live Connect endpoint also receives"
+        " test events of accounts connected in both modes); never applied"
+    ),
 }
 
 
@@ -78,6 +92,8 @@ class Inspected:
     reason: str | None = None  # set: rejected
     detail: str | None = None
     note: str | None = None
+    ignore: str | None = None  # set: verified, stored, not applied (a key of IGNORED)
+    claimed_id: str | None = None  # a rejected delivery's event id, as its body claims it
 
     @property
     def rejected(self) -> bool:
@@ -145,6 +161,8 @@ def inspect(
         delivery.unsigned,
     )
     if delivery.error:
+        if delivery.error == "unsigned":
+            _claim(result, delivery.body, max_body_bytes)
         return result.reject(delivery.error, delivery.error_detail)
     body = delivery.body
     if len(body) > max_body_bytes:
@@ -164,15 +182,18 @@ def inspect(
         try:
             signed_at = _verify.verify(text, signature, secrets)
         except _verify.SignatureRejected as exc:
+            _claim(result, body, max_body_bytes)
             return result.reject(exc.reason, exc.detail)
         result.verified = True
         if delivery.received_at is None:
             result.note = "no received_at: freshness not checked"
         elif delivery.received_at - signed_at > tolerance:
+            _claim(result, body, max_body_bytes)
             return result.reject(
                 "expired", f"signed {delivery.received_at - signed_at}s before it was received"
             )
         elif signed_at - delivery.received_at > tolerance:
+            _claim(result, body, max_body_bytes)
             return result.reject(
                 "future_timestamp",
                 f"signed {signed_at - delivery.received_at}s after it was received",
@@ -200,10 +221,12 @@ def inspect(
     if problem is not None:
         result.event_id = result.type = None
         return result.reject("malformed", problem)
-    if event.get("object") == "v2.core.event" or (result.type or "").startswith("v1."):
-        return result.reject("thin_event")
     if not result.event_id or not result.type:
         return result.reject("malformed", "event without id or type")
+    if event.get("object") == "v2.core.event" or (
+        result.type.startswith(("v1.", "v2.")) and not isinstance(event.get("data"), dict)
+    ):
+        return _thin(result, event)
     created = event.get("created")
     if not isinstance(created, int) or isinstance(created, bool):
         return result.reject("malformed", "event without an integer created")
@@ -211,13 +234,25 @@ def inspect(
         return result.reject("malformed", f"created is not a 64-bit number: {str(created)[:40]}")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        return result.reject("malformed", "event without data.object.id")
-    problem = _bad_text(obj["id"]) or (_nul_text(obj["id"]) if nul else None)
-    if problem is not None:
-        return result.reject("malformed", problem)
+    if not isinstance(obj, dict):
+        return result.reject("malformed", "event without data.object")
+    object_id = obj.get("id")
     result.table = table_for(result.type)
-    if result.table is not None:
+    if result.table is None:
+        # Not mirrored: an id is not needed, and many objects have none (a
+        # Balance, the upcoming invoice, cash balances, tax settings, billing
+        # alerts, entitlement summaries, discounts before 2020).
+        result.ignore = "unhandled event type"
+        if not isinstance(object_id, str) or _bad_text(object_id) is not None or (
+            nul and _nul_text(object_id)
+        ):
+            object_id = None
+    else:
+        if not isinstance(object_id, str):
+            return result.reject("malformed", "event without data.object.id")
+        problem = _bad_text(object_id) or (_nul_text(object_id) if nul else None)
+        if problem is not None:
+            return result.reject("malformed", problem)
         problem = _encoded_again(obj)
         if problem is not None:
             return result.reject("malformed", problem)
@@ -233,7 +268,7 @@ def inspect(
         result.touched_sub = touched_subscription(result.type, result.row)
     result.created = created
     result.livemode = bool(event.get("livemode"))
-    result.object_id = obj["id"]
+    result.object_id = object_id
     api_version = event.get("api_version")
     result.api_version = (
         api_version
@@ -246,6 +281,42 @@ def inspect(
     if problem is not None:
         return result.reject("malformed", problem)
     return result
+
+
+def _thin(result: Inspected, event: dict[str, Any]) -> Inspected:
+    """A thin event: verified like any delivery, stored, never applied. Its
+    `created` is an RFC 3339 time, its object a reference (related_object)."""
+    result.ignore = "thin_event"
+    result.livemode = bool(event.get("livemode"))
+    created = event.get("created")
+    if isinstance(created, str):
+        try:
+            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+            # Stripe writes UTC ("...Z"); a time without an offset is read as UTC
+            # too, never as this machine's local time.
+            result.created = int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+        except (ValueError, OverflowError, OSError):
+            result.created = None
+    related = event.get("related_object")
+    related_id = related.get("id") if isinstance(related, dict) else None
+    if isinstance(related_id, str) and _bad_text(related_id) is None:
+        result.object_id = related_id
+    return result
+
+
+def _claim(result: Inspected, body: bytes, max_body_bytes: int) -> None:
+    """For a delivery rejected before its body is trusted: the event id it
+    claims, so the operator can look it up in the Dashboard. Reported as
+    unverified; only on this (rare) path is the body parsed."""
+    if len(body) > max_body_bytes:
+        return
+    try:
+        event = json_parse.loads(body)
+    except (ValueError, RecursionError):
+        return
+    claimed = event.get("id") if isinstance(event, dict) else None
+    if isinstance(claimed, str) and 0 < len(claimed) <= 255 and _bad_text(claimed) is None:
+        result.claimed_id = claimed
 
 
 def _encoded_again(obj: dict[str, Any]) -> str | None:

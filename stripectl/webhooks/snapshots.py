@@ -102,12 +102,27 @@ def invoice_subscription(inv: dict[str, Any]) -> str | None:
     return _id(inv.get("subscription"))
 
 
+def invoice_status(inv: dict[str, Any]) -> Any:
+    """`status`; before API version 2018-11-08 invoices had none, only the
+    booleans `forgiven` (now the `uncollectible` status; a forgiven invoice
+    was also `paid`), `paid` and `closed` (no more automatic attempts: still
+    open)."""
+    status = inv.get("status")
+    if status is not None or not ("paid" in inv or "forgiven" in inv or "closed" in inv):
+        return status
+    if inv.get("forgiven") is True:
+        return "uncollectible"
+    if inv.get("paid") is True:
+        return "paid"
+    return "open"
+
+
 def invoice_row(inv: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": inv["id"],
         "customer": _id(inv.get("customer")),
         "subscription": invoice_subscription(inv),
-        "status": inv.get("status"),
+        "status": invoice_status(inv),
         "amount_due": inv.get("amount_due"),
         "amount_paid": inv.get("amount_paid"),
         "currency": inv.get("currency"),

@@ -68,6 +68,7 @@ class PostgresEngine:
         self._url = url  # with its password: for reconnecting, never printed
         self._in_tx = False
         self._seq_in_tx: int | None = None
+        self._session_settings: list[str] = []
         self.target = redact_url(url)
         self.schema = schema
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error,)
@@ -155,11 +156,14 @@ class PostgresEngine:
             return self.raw.execute(translate(sql), params)
 
     def _reconnect(self) -> None:
-        """A new session: leases of the old one are gone with it."""
+        """A new session: leases of the old one are gone with it; its
+        session settings (durable_commits) are set again."""
         with contextlib.suppress(Exception):
             self.raw.close()
         self.raw = _connect(self._url)
         self.raw.execute(f'SET search_path TO "{self.schema}"')
+        for setting in self._session_settings:
+            self.raw.execute(setting)
         self._leases.clear()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -286,8 +290,21 @@ class PostgresEngine:
         # batch's events insert, mirror upserts and meta write).
         return self.raw.pipeline()
 
+    def durable_commits(self, lock_timeout: float) -> str:
+        """A COMMIT returns once the server has flushed its WAL
+        (synchronous_commit=on, whatever the role's default); lock_timeout
+        bounds the wait for another writer's advisory locks too."""
+        self._session_settings = [
+            "SET synchronous_commit = on",
+            f"SET lock_timeout = {max(1, int(lock_timeout * 1000))}",
+        ]
+        for setting in self._session_settings:
+            self.raw.execute(setting)
+        value = self.raw.execute("SHOW synchronous_commit").fetchone()[0]
+        return f"synchronous_commit={value}"
+
     @contextmanager
-    def background_checkpoints(self) -> Iterator[None]:
+    def background_checkpoints(self, min_interval: float = 0.0) -> Iterator[None]:
         yield  # the server checkpoints on its own
 
     # -- scrubbing (inbox prune) ------------------------------------------------

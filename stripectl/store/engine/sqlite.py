@@ -124,8 +124,16 @@ class SqliteEngine:
             if self._checkpointer_failed.is_set():
                 self._checkpoints_inline()
 
+    def durable_commits(self, lock_timeout: float) -> str:
+        """synchronous=FULL makes SQLite fdatasync the WAL at every commit, so
+        one commit of many deliveries costs one sync."""
+        self.raw.execute("PRAGMA synchronous=FULL")
+        self.raw.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        level = int(self.raw.execute("PRAGMA synchronous").fetchone()[0])
+        return "synchronous=" + {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
+
     @contextmanager
-    def background_checkpoints(self) -> Iterator[None]:
+    def background_checkpoints(self, min_interval: float = 0.0) -> Iterator[None]:
         """Checkpoint the WAL from a thread of its own while the caller writes.
 
         For one long writer (a large replay), not for short transactions.
@@ -136,6 +144,8 @@ class SqliteEngine:
         blocks it) and waits for the disk without the GIL. Safety is
         SQLite's: a checkpoint may stop anywhere, the WAL keeps every commit.
         Should the thread fail, commits checkpoint inline again.
+        `min_interval`: seconds between checkpoints (the listener commits
+        often and small: one checkpoint a commit would double its syncs).
         """
         path = self.target
         if path == ":memory:":
@@ -154,6 +164,8 @@ class SqliteEngine:
                             return  # the writer's close checkpoints what is left
                         due.clear()
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        if min_interval:
+                            stop.wait(min_interval)
                 finally:
                     conn.close()
             except sqlite3.Error:
