@@ -85,7 +85,7 @@ def timed(cmd: list[str], url: str, workdir: Path, name: str) -> dict[str, Any]:
 
 def run(n: int, drift_every: int, workdir: Path, pg_url: str | None = None) -> list[tuple[str, bool]]:
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "subscriptions_server.py"), str(n)],
+        [sys.executable, str(ROOT / "bench" / "subscriptions_server.py"), str(n), "--latency", "0"],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -1,23 +1,36 @@
-"""A fast fake `GET /v1/subscriptions` for bench/reconcile.py (not product code).
+"""A fake `GET /v1/subscriptions` with latency and a rate limit, for bench/ (not product code).
 
 Serves N current-shape subscriptions (tests/factories.py, ~3 KB each, one
 in five with two items) newest first, paging like Stripe (`limit`,
-`starting_after`, `has_more`, `status=all`). Nothing per subscription is kept
-but a status code and a quantity: each object is one %-format of a template
-rendered once, so serving is never the bottleneck being measured.
+`starting_after`, `has_more`, `status=all`, `created[gte]` / `created[lt]`
+/ `gt` / `lte`). Subscription i was created at T0 + i // per_second. Nothing
+per subscription is kept but a status code and a quantity (N = 1,000,000
+fits in a few MB): each object is one %-format of a template rendered once.
 
-    python bench/subscriptions_server.py N      # prints "PORT <port>" then serves
+Every request waits `--latency` seconds (default 0.2) before it is answered,
+on its own thread, so requests are served concurrently. `--rps` enforces a
+limit like Stripe's: a request arriving when `rps` requests were accepted in
+the last second gets a 429 (`rate_limit_error`; `Retry-After` only with
+`--retry-after`). Every 429 is counted, and so is the largest number of
+requests that arrived in any 1-second window.
 
-Bench-only control routes: GET /_bench/stats -> {"requests": n};
-POST /_bench/drift?every=K -> cancel every K-th subscription, bump the
-quantity of every (K/2)-th one (Stripe-side drift for reconcile to find).
+    python bench/subscriptions_server.py N [--latency 0.2] [--rps 25] [--per-second 1]
+    # prints "PORT <port>" then serves
+
+Bench-only control routes: GET /_bench/stats -> {"requests", "throttled",
+"max_in_any_second"}; POST /_bench/reset -> zero those; POST
+/_bench/drift?every=K -> cancel every K-th subscription, bump the quantity
+of every (K/2)-th one (Stripe-side drift for reconcile to find).
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import json
 import sys
 import threading
+import time
 from array import array
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -59,24 +72,44 @@ def _template(items: int) -> str:
 
 
 class Subscriptions:
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, per_second: int = 1) -> None:
         self.n = n
+        self.per_second = max(1, per_second)
         self.status = bytearray(n)  # index into STATUSES
         self.quantity = array("i", [1]) * n
         self.templates = (_template(1), _template(2))
-        self.requests = 0
-        self.lock = threading.Lock()
 
     @staticmethod
     def sid(i: int) -> str:
         return f"sub_1Bench{i:018d}"
 
+    def created(self, i: int) -> int:
+        return f.T0 + i // self.per_second
+
+    def first_at(self, ts: int) -> int:
+        """The smallest index created at or after `ts` (clamped to 0..n)."""
+        return min(self.n, max(0, (ts - f.T0) * self.per_second))
+
     def body(self, i: int) -> str:
         return self.templates[1 if i % 5 == 0 else 0] % {
             "SUB": self.sid(i), "CUS": f"cus_Bench{i:010d}",
             "STATUS": STATUSES[self.status[i]], "USER": f"user_{i}",
-            "QTY": self.quantity[i], "CREATED": f.T0 + i, "PE": f.T0 + i + 30 * f.DAY,
+            "QTY": self.quantity[i], "CREATED": self.created(i), "PE": f.T0 + i + 30 * f.DAY,
         }
+
+    def _bounds(self, q: dict[str, list[str]]) -> tuple[int, int]:
+        """Index range [low, high) the `created` filters allow."""
+        low, high = 0, self.n
+        for op, conv in (("gte", 0), ("gt", 1), ("lt", 0), ("lte", 1)):
+            raw = q.get(f"created[{op}]", [None])[0]
+            if raw is None:
+                continue
+            first = self.first_at(int(raw) + conv)
+            if op in ("gte", "gt"):
+                low = max(low, first)
+            else:
+                high = min(high, first)
+        return low, high
 
     def page(self, q: dict[str, list[str]]) -> tuple[int, bytes]:
         limit = int(q.get("limit", ["10"])[0])
@@ -84,16 +117,17 @@ class Subscriptions:
             return 400, b'{"error":{"type":"invalid_request_error","message":"bad limit"}}'
         status = q.get("status", [None])[0]
         after = q.get("starting_after", [None])[0]
-        i = self.n - 1 if after is None else int(after.rsplit("Bench", 1)[1]) - 1
+        low, high = self._bounds(q)
+        i = high - 1 if after is None else min(high, int(after.rsplit("Bench", 1)[1])) - 1
         picked: list[str] = []
-        while i >= 0 and len(picked) < limit:  # newest (highest index) first
+        while i >= low and len(picked) < limit:  # newest (highest index) first
             current = STATUSES[self.status[i]]
             wanted = status == current or (status is None and current != "canceled")
             if status == "all" or wanted:
                 picked.append(self.body(i))
             i -= 1
         # Exact for status=all (what stripectl asks); may over-report when filtering.
-        has_more = "true" if i >= 0 and len(picked) == limit else "false"
+        has_more = "true" if i >= low and len(picked) == limit else "false"
         return 200, (
             '{"object":"list","data":[' + ",".join(picked) + '],"has_more":' + has_more
             + ',"url":"/v1/subscriptions"}'
@@ -110,18 +144,61 @@ class Subscriptions:
         return {"canceled": canceled, "quantity": bumped}
 
 
-def handler(state: Subscriptions) -> type[BaseHTTPRequestHandler]:
+class Limits:
+    """Latency, the rate limit and its counters (shared by the handler threads)."""
+
+    def __init__(self, latency: float, rps: float | None, retry_after: bool) -> None:
+        self.latency, self.rps, self.retry_after = latency, rps, retry_after
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests = self.throttled = self.max_in_any_second = 0
+            self.accepted: collections.deque[float] = collections.deque()
+            self.arrived: collections.deque[float] = collections.deque()
+
+    def admit(self) -> bool:
+        """Count one arriving request; False when it is over the limit (429)."""
+        now = time.monotonic()
+        with self.lock:
+            self.requests += 1
+            self.arrived.append(now)
+            while self.arrived and self.arrived[0] <= now - 1.0:
+                self.arrived.popleft()
+            self.max_in_any_second = max(self.max_in_any_second, len(self.arrived))
+            while self.accepted and self.accepted[0] <= now - 1.0:
+                self.accepted.popleft()
+            if self.rps is not None and len(self.accepted) >= self.rps:
+                self.throttled += 1
+                return False
+            self.accepted.append(now)
+            return True
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {"requests": self.requests, "throttled": self.throttled,
+                    "max_in_any_second": self.max_in_any_second}
+
+
+_TOO_MANY = (b'{"error":{"type":"invalid_request_error","code":"rate_limit",'
+             b'"message":"Request rate limit exceeded."}}')
+
+
+def handler(state: Subscriptions, limits: Limits) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, code: int, body: bytes) -> None:
+        def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Request-Id", "req_bench")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.end_headers()
             self.wfile.write(body)
 
@@ -129,11 +206,14 @@ def handler(state: Subscriptions) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             q = parse_qs(split.query)
             if split.path == "/_bench/stats":
-                self._send(200, json.dumps({"requests": state.requests}).encode())
+                self._send(200, json.dumps(limits.stats()).encode())
                 return
-            with state.lock:
-                state.requests += 1
-            if split.path == "/v1/subscriptions":
+            admitted = limits.admit()
+            if limits.latency:
+                time.sleep(limits.latency)
+            if not admitted:
+                self._send(429, _TOO_MANY, {"Retry-After": "1"} if limits.retry_after else None)
+            elif split.path == "/v1/subscriptions":
                 self._send(*state.page(q))
             else:
                 self._send(404, b'{"error":{"type":"invalid_request_error","message":"no"}}')
@@ -146,16 +226,30 @@ def handler(state: Subscriptions) -> type[BaseHTTPRequestHandler]:
             if split.path == "/_bench/drift":
                 every = int(parse_qs(split.query).get("every", ["100"])[0])
                 self._send(200, json.dumps(state.drift(every)).encode())
+            elif split.path == "/_bench/reset":
+                limits.reset()
+                self._send(200, b"{}")
             else:
                 self._send(404, b'{"error":{"type":"invalid_request_error","message":"no"}}')
 
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # many clients connect at once
+
+
 def main() -> None:
-    n = int(sys.argv[1])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(Subscriptions(n)))
-    server.daemon_threads = True
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int, help="subscriptions served")
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds before each answer")
+    parser.add_argument("--rps", type=float, default=None, help="requests/s allowed (429 beyond)")
+    parser.add_argument("--retry-after", action="store_true", help="send Retry-After: 1 on 429")
+    parser.add_argument("--per-second", type=int, default=1, help="subscriptions per created second")
+    args = parser.parse_args()
+    limits = Limits(args.latency, args.rps, args.retry_after)
+    server = _Server(("127.0.0.1", 0), handler(Subscriptions(args.n, args.per_second), limits))
     print(f"PORT {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -147,3 +147,47 @@ def test_mirror_only_subscription_is_not_granted_live(tmp_path: Path) -> None:
     assert live.exit_code == 1 and report["why"].startswith("sub_acc404 not found in Stripe")
     assert [r.path for r in fake.requests] == ["/v1/subscriptions/sub_acc404"]
     assert offline.exit_code == 0  # offline trusts the mirror, and says how old it is
+
+
+class SlowSubscriptions(FakeSubscriptions):
+    """Each request takes 0.2 s; counts how many were in flight at once."""
+
+    def __init__(self, subs: list[dict[str, Any]]) -> None:
+        super().__init__(subs)
+        self.in_flight = self.most_in_flight = 0
+
+    def route(self, req: Any) -> Any:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.2)
+            return super().route(req)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_a_user_with_many_subscriptions_is_refreshed_concurrently(tmp_path: Path) -> None:
+    # One user, six customers (one subscription each): six listings, paced, at once.
+    subs = [f.subscription(id=f"sub_many{n}", customer=f"cus_many{n}", created=f.T0 + n,
+                           metadata={"user_id": "user_many", "plan_name": "pro"})
+            for n in range(6)]
+    fake = SlowSubscriptions(subs)
+    db = tmp_path / "m.db"
+    with serve(fake) as url:
+        assert cli(url, db, "sync").exit_code == 0
+        fake.update("sub_many3", status="canceled")
+        fake.most_in_flight = 0
+        fake.requests.clear()
+        result = cli(url, db, "access", "user_many", "--json", "--max-rps", "50",
+                     "--concurrency", "6")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert sorted(s["subscription"] for s in report["subscriptions"]) == [
+        f"sub_many{n}" for n in range(6)]
+    assert {s["subscription"]: s["status"] for s in report["subscriptions"]}["sub_many3"] \
+        == "canceled"
+    assert sorted(r.query.get("customer") for r in fake.requests) == [
+        f"cus_many{n}" for n in range(6)]
+    assert fake.most_in_flight >= 3  # not one after another

@@ -11,8 +11,10 @@ from stripectl.cli.common import EXIT_CODES_HELP, Ctx, DbOpt, DebugOpt, JsonOpt,
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
+    ConcurrencyOpt,
     GraceOpt,
     LiveOpt,
+    MaxRpsOpt,
     RetriesOpt,
     TimeoutOpt,
     check_grace,
@@ -27,6 +29,8 @@ Checkout Session's user / client_reference_id) or a Stripe customer id
 mirror is updated if they differ (newest wins: a newer webhook is kept), and
 the decision is made from the result. past_due follows --grace: `retry`
 grants while the latest invoice has a payment retry scheduled.
+
+Many customers / subscriptions are fetched concurrently, paced by --max-rps.
 
 --offline answers from the mirror only and says how old its data is;
 --max-age refuses (exit 1) an offline grant resting on older data.
@@ -80,6 +84,8 @@ def access(
     live: LiveOpt = False,
     timeout: TimeoutOpt = 30.0,
     network_retries: RetriesOpt = 2,
+    max_rps: MaxRpsOpt = None,
+    concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -98,7 +104,10 @@ def access(
         raise UsageError("--max-age applies with --offline (online answers are fresh)")
     from stripectl.services.connection import open_gateway
 
-    settings = None if offline else checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
+    settings = None if offline else checked_settings(
+        ctx, api_key, api_base, live, timeout, network_retries,
+        max_rps=max_rps, concurrency=concurrency,
+    )
     store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = None if settings is None else open_gateway(store, settings)

@@ -22,8 +22,10 @@ from stripectl.cli.outputs import check_writable, exit_code_of
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
+    ConcurrencyOpt,
     GraceOpt,
     LiveOpt,
+    MaxRpsOpt,
     RetriesOpt,
     TimeoutOpt,
     check_grace,
@@ -44,8 +46,10 @@ HELP = f"""Compare the mirror with a fresh listing of every Stripe subscription.
 
 Drift kinds: {KINDS_TEXT}. `access` means the entitlement decision differs
 (--grace policy). A mirror row newer than the listing (a webhook applied while
-it ran) is skipped, not reported. Requests: one per 100 subscriptions. Never
-uses the Search API (it lags). Every run is recorded; --history shows the trend.
+it ran) is skipped, not reported. Requests: one per 100 subscriptions plus
+about one per `created` window, paced by --max-rps (default 20/s; 429s are
+backed off) with --concurrency windows in flight. Never uses the Search API
+(it lags). Every run is recorded; --history shows the trend.
 
 --fix plans repairs of the MIRROR to Stripe's state (it never writes to
 Stripe) and applies them with --yes. A row missing in Stripe's listing is
@@ -71,6 +75,8 @@ Examples:
   stripectl reconcile --fix --yes      # apply it to the mirror
 
   stripectl reconcile --history
+
+  stripectl reconcile --max-rps 10   # leave more of the rate limit to production
 
 Exit 0 no drift, 1 drift found (also when --fix repaired it). {EXIT_CODES_HELP}
 """
@@ -133,6 +139,8 @@ def reconcile(
     live: LiveOpt = False,
     timeout: TimeoutOpt = 30.0,
     network_retries: RetriesOpt = 2,
+    max_rps: MaxRpsOpt = None,
+    concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -157,7 +165,10 @@ def reconcile(
     check_writable([*([output] if output is not None else []), *(p for _, p in reports)])
     ignored = check_kinds(ignore or [])
     grace = check_grace(grace)
-    settings = None if history else checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
+    settings = None if history else checked_settings(
+        ctx, api_key, api_base, live, timeout, network_retries,
+        max_rps=max_rps, concurrency=concurrency,
+    )
     from stripectl.services.connection import open_gateway
 
     store = open_store(ctx.db, schema=ctx.schema)

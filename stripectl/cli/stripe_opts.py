@@ -43,6 +43,27 @@ RetriesOpt = Annotated[
         help="SDK retries on network errors / 409 / 5xx (always with the same key).",
     ),
 ]
+MaxRpsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-rps",
+        min=0.1,
+        help="Requests per second this process sends, at most, in any second (default 20: "
+        "80% of Stripe's per-endpoint limit of 25/s in either mode; raise it where Stripe "
+        "raised yours). A 429 pauses every request and slows the pace.",
+        show_default=False,
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency",
+        min=1,
+        max=64,
+        help="Listing windows fetched at once (default: max-rps / 2, between 2 and 32).",
+        show_default=False,
+    ),
+]
 GraceOpt = Annotated[
     str,
     typer.Option(help="past_due access: retry (while a retry is scheduled), none, always, or Nd."),
@@ -60,12 +81,20 @@ def check_grace(value: str) -> str:
 
 
 def gateway_settings(
-    api_key: str | None, api_base: str | None, live: bool, timeout: float = 30.0, retries: int = 2
+    api_key: str | None,
+    api_base: str | None,
+    live: bool,
+    timeout: float = 30.0,
+    retries: int = 2,
+    *,
+    max_rps: float | None = None,
+    concurrency: int | None = None,
 ) -> GatewaySettings:
     from stripectl.gateway.client import GatewaySettings
 
     return GatewaySettings(
-        api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries
+        api_key=api_key, api_base=api_base, live=live, timeout=timeout, max_network_retries=retries,
+        max_rps=max_rps, concurrency=concurrency,
     )
 
 
@@ -76,12 +105,17 @@ def checked_settings(
     live: bool,
     timeout: float = 30.0,
     retries: int = 2,
+    *,
+    max_rps: float | None = None,
+    concurrency: int | None = None,
 ) -> GatewaySettings:
     """The gateway settings, refused now if the key or base URL is wrong:
     before the mirror is opened, so a config error creates no file."""
     from stripectl.services.connection import check_stripe_settings
 
-    settings = gateway_settings(api_key, api_base, live, timeout, retries)
+    settings = gateway_settings(
+        api_key, api_base, live, timeout, retries, max_rps=max_rps, concurrency=concurrency
+    )
     for warning in check_stripe_settings(settings):
         ctx.note(f"warning: {warning}")
     return settings

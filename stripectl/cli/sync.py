@@ -19,7 +19,9 @@ from stripectl.cli.common import (
 from stripectl.cli.stripe_opts import (
     ApiBaseOpt,
     ApiKeyOpt,
+    ConcurrencyOpt,
     LiveOpt,
+    MaxRpsOpt,
     RetriesOpt,
     TimeoutOpt,
     checked_settings,
@@ -27,7 +29,8 @@ from stripectl.cli.stripe_opts import (
 
 HELP = f"""Pull every subscription from Stripe into the SQLite mirror.
 
-A full sync lists all subscriptions (status=all, 100 per request) and upserts
+A full sync lists all subscriptions (status=all, 100 per request, in
+concurrent `created` windows paced by --max-rps, default 20/s) and upserts
 each as a snapshot taken when the listing started: a mirror row that is newer
 (a webhook applied while the listing ran) is kept, never rolled back. Rows
 that did not change only get their snapshot time moved forward.
@@ -45,6 +48,8 @@ Examples:
   stripectl sync --since cursor     # nightly: incremental from the stored cursor
 
   stripectl sync --json --db mirror.db
+
+  stripectl sync --max-rps 80 --concurrency 24   # live account with raised limits
 
 Exit 0 on success (1 if an incremental sync rejected events). {EXIT_CODES_HELP}
 """
@@ -69,6 +74,8 @@ def sync(
     live: LiveOpt = False,
     timeout: TimeoutOpt = 30.0,
     network_retries: RetriesOpt = 2,
+    max_rps: MaxRpsOpt = None,
+    concurrency: ConcurrencyOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -83,7 +90,10 @@ def sync(
         since_ts = parse_since(since)
     from stripectl.services.connection import open_gateway
 
-    settings = checked_settings(ctx, api_key, api_base, live, timeout, network_retries)
+    settings = checked_settings(
+        ctx, api_key, api_base, live, timeout, network_retries,
+        max_rps=max_rps, concurrency=concurrency,
+    )
     store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = open_gateway(store, settings)

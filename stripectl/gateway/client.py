@@ -7,6 +7,7 @@ into stripectl errors with the documented exit codes.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from stripectl.errors import (
     StripeAPIError,
     UsageError,
 )
+from stripectl.gateway.pacing import DEFAULT_MAX_RPS, PacedRequestsClient, RateLimiter
 from stripectl.redact import mask, redact
 
 T = TypeVar("T")
@@ -40,6 +42,8 @@ class GatewaySettings:
     live: bool = False
     timeout: float = DEFAULT_TIMEOUT
     max_network_retries: int = DEFAULT_RETRIES
+    max_rps: float | None = None  # None: gateway/pacing.DEFAULT_MAX_RPS for the key's mode
+    concurrency: int | None = None  # windows in flight; None: enough for max_rps
 
 
 def resolve_api_key(flag: str | None) -> str:
@@ -106,10 +110,20 @@ class Gateway:
     client: stripe.StripeClient
     settings: GatewaySettings
     key: str = field(repr=False)
+    limiter: RateLimiter | None = None  # shared by every request of this process
 
     @property
     def livemode(self) -> bool:
         return key_is_live(self.key)
+
+    @property
+    def concurrency(self) -> int:
+        """Listing windows in flight: --concurrency, or enough to keep the
+        limiter busy at up to ~500 ms a request (rps / 2, 2..32)."""
+        if self.settings.concurrency is not None:
+            return max(1, self.settings.concurrency)
+        rate = self.limiter.max_rate if self.limiter is not None else 20.0
+        return min(32, max(2, math.ceil(rate / 2)))
 
     def call(self, fn: Callable[[], T]) -> T:
         try:
@@ -123,14 +137,19 @@ def connect(settings: GatewaySettings, *, mirror_livemode: bool | None = None) -
     key = resolve_api_key(settings.api_key)
     check_key_mode(key, live=settings.live, mirror_livemode=mirror_livemode)
     api_base = api_base_of(settings)
-    http_client = stripe.RequestsClient(timeout=settings.timeout)
+    rate = settings.max_rps or DEFAULT_MAX_RPS["live" if key_is_live(key) else "test"]
+    if rate <= 0:
+        raise UsageError(f"--max-rps must be positive, got {rate}")
+    limiter = RateLimiter(rate)
+    # The SDK's public extension point: every request and retry passes the limiter.
+    http_client = PacedRequestsClient(limiter, timeout=settings.timeout)
     client = stripe.StripeClient(
         key,
         base_addresses={"api": api_base.rstrip("/")} if api_base else None,
         max_network_retries=settings.max_network_retries,
         http_client=http_client,
     )
-    return Gateway(client=client, settings=settings, key=key)
+    return Gateway(client=client, settings=settings, key=key, limiter=limiter)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -1,20 +1,23 @@
 """Reading the Events API (`GET /v1/events`), one page at a time.
 
-Stripe lists events newest first and keeps them for 30 days. Paging is left
-to the caller (services/events_pull.py) so it can keep memory bounded and
-stop early; this module only turns one request into plain dicts.
+Stripe lists events newest first and keeps them for 30 days.
+`list_events_page` turns one request into plain dicts; `list_event_pages`
+reads a whole range in concurrent `created` windows for
+services/events_pull.py, which puts the events back in order.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from stripe.params import EventListParams, EventListParamsCreated
 
-from stripectl.errors import UsageError
+from stripectl.errors import StripeAPIError, UsageError
 from stripectl.gateway.client import Gateway, to_dict
+from stripectl.gateway.windows import ListingStats, list_windows
 
 PAGE_LIMIT = 100  # Stripe's maximum page size
 MAX_TYPES = 20  # `types[]` takes at most 20 names (EventListParams.types)
@@ -64,3 +67,41 @@ def _raw_events(page: Any) -> list[dict[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         return [json.loads(json.dumps(e)) for e in data["data"] if isinstance(e, dict)]
     return [to_dict(e.to_dict(for_json=True)) for e in page.data]
+
+
+def list_event_pages(
+    gateway: Gateway,
+    *,
+    since: int,
+    upper: int,
+    types: list[str] | None = None,
+    delivery_failed: bool = False,
+    stats: ListingStats | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Every event created at or after `since`, page by page, in concurrent
+    `created` windows (gateway/windows.py): windows cover [since, upper), a
+    trailing window everything newer. Pages come in no global order; within
+    one second, events come in Stripe's order. Raw JSON, as Stripe sent it."""
+    if types and len(types) > MAX_TYPES:
+        raise UsageError(f"at most {MAX_TYPES} --type values (Stripe's limit), got {len(types)}")
+
+    def fetch(gte: int | None, lt: int | None, after: str | None) -> tuple[list[Any], bool]:
+        created: dict[str, int] = {} if gte is None else {"gte": gte}
+        if lt is not None:
+            created["lt"] = lt
+        params: dict[str, Any] = {"limit": PAGE_LIMIT}
+        if types:
+            params["types"] = list(types)
+        if delivery_failed:
+            params["delivery_success"] = False
+        if created:
+            params["created"] = created
+        if after:
+            params["starting_after"] = after
+        resp = gateway.call(lambda: gateway.client.raw_request("get", "/v1/events", **params))
+        body = resp.data
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise StripeAPIError("unexpected list response from Stripe: /v1/events without a data list")
+        return [e for e in body["data"] if isinstance(e, dict)], bool(body.get("has_more"))
+
+    return list_windows(fetch, lo=since, upper=upper, stats=stats, concurrency=gateway.concurrency)

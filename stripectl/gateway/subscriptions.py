@@ -6,9 +6,12 @@ Two ways to walk `GET /v1/subscriptions`:
   converted to plain dicts. Used by `access` (a customer's few subscriptions).
 - `iter_subscription_pages`: the same requests through `StripeClient.raw_request`,
   one page (a list of plain dicts) at a time, without building StripeObjects.
-  Used by `sync` and `reconcile`: building StripeObjects costs ~1.6 ms per
-  subscription, several times the HTTP, the comparison and the SQLite writes
-  together (bench/reconcile.py prints the bare auto-paging loop beside them).
+  Building StripeObjects costs ~1.6 ms per subscription, several times the
+  HTTP, the comparison and the SQLite writes together (bench/reconcile.py
+  prints the bare auto-paging loop beside them).
+- `list_subscription_pages`: the same raw requests in concurrent `created`
+  windows (gateway/windows.py), paced by the gateway's limiter. Used by
+  `sync` and `reconcile`.
 
 Both ask for `status=all`: the default listing hides canceled subscriptions,
 which is exactly the drift that matters most. Note (Stripe docs,
@@ -25,6 +28,7 @@ from stripe.params import SubscriptionListParams
 
 from stripectl.errors import StripeAPIError
 from stripectl.gateway.client import Gateway, to_dict
+from stripectl.gateway.windows import ListingStats, list_windows
 
 PAGE_LIMIT = 100  # Stripe's maximum page size
 
@@ -88,6 +92,82 @@ def iter_subscription_pages(
         if not body.get("has_more") or not data:
             return
         starting_after = str(data[-1]["id"])
+
+
+def _list_body(gateway: Gateway, path: str, params: dict[str, Any]) -> tuple[list[Any], bool]:
+    resp = gateway.call(lambda: gateway.client.raw_request("get", path, **params))
+    body = resp.data
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        # Outside gateway.call: a stripe.* exception here would escape as a bug (exit 70).
+        raise StripeAPIError(f"unexpected list response from Stripe: {path} without a data list")
+    return body["data"], bool(body.get("has_more"))
+
+
+def list_subscription_pages(
+    gateway: Gateway,
+    *,
+    upper: int,
+    status: str = "all",
+    stats: ListingStats | None = None,
+    concurrency: int | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Every subscription (created at any time), page by page, in no order.
+
+    `upper` is the second the listing started: windows cover [0, upper), a
+    trailing window everything created since. Same set as
+    `iter_subscription_pages`; requests ~ceil(N/100) plus one per window.
+    """
+
+    def fetch(gte: int | None, lt: int | None, after: str | None) -> tuple[list[Any], bool]:
+        created: dict[str, int] = {} if gte is None else {"gte": gte}
+        if lt is not None:
+            created["lt"] = lt
+        params: dict[str, Any] = {"status": status, "limit": PAGE_LIMIT}
+        if created:
+            params["created"] = created
+        if after:
+            params["starting_after"] = after
+        return _list_body(gateway, "/v1/subscriptions", params)
+
+    return list_windows(
+        fetch, lo=0, upper=upper, stats=stats,
+        concurrency=concurrency if concurrency is not None else gateway.concurrency,
+    )
+
+
+def _concurrently(gateway: Gateway, fn: Callable[[str], Any], keys: list[str]) -> dict[str, Any]:
+    """fn(key) for every key on up to `gateway.concurrency` threads (paced
+    by the gateway's limiter); the first error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not keys:
+        return {}
+    if len(keys) == 1:
+        return {keys[0]: fn(keys[0])}
+    with ThreadPoolExecutor(max_workers=min(len(keys), gateway.concurrency)) as pool:
+        return dict(zip(keys, pool.map(fn, keys), strict=True))
+
+
+def subscriptions_of_customers(
+    gateway: Gateway, customers: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Each customer's subscriptions (status=all), the customers listed concurrently."""
+    return _concurrently(
+        gateway, lambda cus: list(iter_subscriptions(gateway, status="all", customer=cus)),
+        list(dict.fromkeys(customers)),
+    )
+
+
+def retrieve_invoices(gateway: Gateway, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Several invoices at once (None for 404s)."""
+    return _concurrently(gateway, lambda iid: retrieve_invoice(gateway, iid), list(dict.fromkeys(ids)))
+
+
+def retrieve_subscriptions(gateway: Gateway, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Several subscriptions at once (None for 404s), paced by the gateway's limiter."""
+    return _concurrently(
+        gateway, lambda sid: retrieve_subscription(gateway, sid), list(dict.fromkeys(ids))
+    )
 
 
 def _or_none(gateway: Gateway, fetch: Callable[[], Any]) -> dict[str, Any] | None:

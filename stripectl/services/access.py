@@ -82,37 +82,40 @@ def _refresh(
     store: Store, gateway: Gateway, found: dict[str, Any], subject: str, *, grace: str, now: int
 ) -> tuple[list[str], dict[str, str]]:
     """Fetch the subject's live subscriptions into the mirror; returns (ids, refresh outcome)."""
+    # Many customers or subscriptions: fetched concurrently, paced by the
+    # gateway's one limiter (gateway/pacing.py).
     from stripectl.gateway.subscriptions import (
-        iter_subscriptions,
-        retrieve_invoice,
-        retrieve_subscription,
+        retrieve_invoices,
+        retrieve_subscriptions,
+        subscriptions_of_customers,
     )
 
     live: dict[str, dict[str, Any]] = {}
+    listed = subscriptions_of_customers(gateway, found["customers"])
     for customer in found["customers"]:
-        for sub in iter_subscriptions(gateway, status="all", customer=customer):
+        for sub in listed[customer]:
             meta_user = (sub.get("metadata") or {}).get("user_id")
             if subject.startswith("cus_") or meta_user in (None, "", subject):
                 live[sub["id"]] = sub
     missing: list[str] = []
     wanted = [s["id"] for s in found["subscriptions"]] + found["extra_subscription_ids"]
-    for sid in wanted:
-        if sid not in live:
-            fetched = retrieve_subscription(gateway, sid)
-            if fetched is None:
-                missing.append(sid)
-            else:
-                live[sid] = fetched
+    fetched = retrieve_subscriptions(gateway, [sid for sid in wanted if sid not in live])
+    for sid, got in fetched.items():
+        if got is None:
+            missing.append(sid)
+        else:
+            live[sid] = got
     invoices: list[dict[str, Any]] = []
     if grace == "retry":
         # past_due + retry policy: the retry schedule lives on the latest invoice.
+        latest_ids: list[str] = []
         for sub in live.values():
             latest = sub.get("latest_invoice")
             latest_id = latest.get("id") if isinstance(latest, dict) else latest
             if sub.get("status") == "past_due" and latest_id:
-                inv = retrieve_invoice(gateway, str(latest_id))
-                if inv is not None:
-                    invoices.append(invoice_row(inv))
+                latest_ids.append(str(latest_id))
+        invoices = [invoice_row(inv) for inv in retrieve_invoices(gateway, latest_ids).values()
+                    if inv is not None]
     outcome_of: dict[str, str] = {sid: "not found in Stripe" for sid in missing}
     # Stamped `now`, taken before the fetch: a webhook from that second or
     # later keeps its row (store/sync.newer_than_snapshot).

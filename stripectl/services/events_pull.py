@@ -1,9 +1,10 @@
 """Catch up on missed events from the Events API and apply them like webhooks.
 
 Stripe lists events newest first; the mirror wants them oldest first. Pages
-are fetched newest first into an anonymous temp file (only an 8-byte offset
-per event stays in memory, so a 30-day catch-up of a busy account does not
-hold every event in RAM), then read back in reverse and streamed through
+are fetched in concurrent `created` windows (gateway/windows.py) into an
+anonymous temp file (only an offset and a `created` per event stay in
+memory, so a 30-day catch-up of a busy account does not hold every event in
+RAM), then read back oldest first and streamed through
 `services.replay.replay` as trusted deliveries (fetched with our own key: no
 signature). Event ids already accepted in the inbox are skipped.
 
@@ -110,16 +111,25 @@ def _resume_point(
 
 
 class _Spill:
-    """Events appended newest first, read back oldest first."""
+    """Events appended as fetched, read back oldest first.
+
+    Windows arrive in any order, so each event keeps its `created` and its
+    arrival number: oldest first is `created` ascending and, within one
+    second (always one window, paged in Stripe's order), arrival descending:
+    exactly the reverse of one sequential newest-first listing, as before.
+    Memory: 16 bytes per event, the bodies stay in the temp file.
+    """
 
     def __init__(self) -> None:
         # Closed by close(), which pull_events calls in a finally.
         self.file: IO[bytes] = tempfile.TemporaryFile(prefix="stripectl-events-")  # noqa: SIM115
         self.offsets = array("q")
+        self.created = array("q")
         self.end = 0
 
-    def append(self, body: bytes) -> None:
+    def append(self, body: bytes, created: int = 0) -> None:
         self.offsets.append(self.end)
+        self.created.append(created)
         self.file.write(body)
         self.end += len(body)
 
@@ -128,9 +138,11 @@ class _Spill:
 
     def oldest_first(self) -> Iterator[bytes]:
         self.file.flush()
-        for n in range(len(self.offsets) - 1, -1, -1):
+        created, count = self.created, len(self.offsets)
+        order = sorted(range(count), key=lambda n: (created[n] << 32) - n)
+        for n in order:
             start = self.offsets[n]
-            stop = self.offsets[n + 1] if n + 1 < len(self.offsets) else self.end
+            stop = self.offsets[n + 1] if n + 1 < count else self.end
             self.file.seek(start)
             yield self.file.read(stop - start)
 
@@ -143,36 +155,28 @@ def _fetch(
     spill: _Spill,
     *,
     since: int,
+    upper: int,
     types: list[str] | None,
     delivery_failed: bool,
     progress: Callable[[int], None] | None,
 ) -> dict[str, Any] | None:
-    """Page newest first into `spill`; returns the newest event's (created, id)."""
-    from stripectl.gateway.events import list_events_page
+    """Every event since `since` into `spill`; returns the newest event's (created, id)."""
+    from stripectl.gateway.events import list_event_pages
 
     newest: dict[str, Any] | None = None
-    after: str | None = None
-    while True:
-        page = list_events_page(
-            gateway,
-            created_gte=since,
-            types=types,
-            delivery_failed=delivery_failed,
-            starting_after=after,
-        )
-        for event in page.events:
+    pages = list_event_pages(
+        gateway, since=since, upper=upper, types=types, delivery_failed=delivery_failed
+    )
+    for page in pages:
+        for event in page:
             created = event.get("created")
+            stamp = created if isinstance(created, int) else 0
             if isinstance(created, int) and (newest is None or created > newest["created"]):
                 newest = {"created": created, "id": event.get("id")}
-            spill.append(json.dumps(event).encode())
-        if progress is not None and page.events:
-            progress(len(page.events))
-        if not page.has_more or not page.events:
-            return newest
-        next_after = page.events[-1].get("id")
-        if not isinstance(next_after, str) or next_after == after:
-            return newest  # a server that ignores starting_after must not loop forever
-        after = next_after
+            spill.append(json.dumps(event).encode(), stamp)
+        if progress is not None and page:
+            progress(len(page))
+    return newest
 
 
 def _new_deliveries(
@@ -259,6 +263,7 @@ def pull_events(
             gateway,
             spill,
             since=since,
+            upper=clock,
             types=types,
             delivery_failed=delivery_failed,
             progress=progress,

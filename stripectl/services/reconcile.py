@@ -1,11 +1,13 @@
 """`reconcile`: the mirror against a fresh listing of every live subscription.
 
-Streaming: the mirror is loaded as a compact index (id -> compared fields),
-Stripe's subscriptions are read one page at a time and each is checked off
-the index; whatever is left afterwards is missing in Stripe. Memory is the
-index plus one page (plus the findings); requests are ceil(N/100), plus one
-retrieve per missing_remote row only with --fix. Never the Search API: it
-lags by up to an hour.
+Streaming: Stripe's subscriptions arrive a page at a time from concurrent
+`created` windows (gateway/windows.py); each page is compared with the
+mirror rows of its ids (one indexed query) and its ids are checked off in a
+temporary table; mirror rows never checked off are missing in Stripe.
+Memory is the pages in flight plus the findings, not the account's size;
+requests are ceil(N/100) plus about one per window, plus one retrieve per
+missing_remote row only with --fix. Never the Search API: it lags by up to
+an hour.
 
 A mirror row whose snapshot is newer than the listing's start (a webhook
 applied meanwhile), or from an event in that same second, is skipped, never
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from stripectl.services.drift import (
     KINDS,
-    Entry,
+    AccessFn,
     Finding,
     access_policy,
     diff,
@@ -140,19 +142,16 @@ def reconcile(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
 ) -> ReconcileReport:
-    from stripectl.gateway.subscriptions import iter_subscription_pages
+    from stripectl.gateway.subscriptions import list_subscription_pages
+    from stripectl.gateway.windows import ListingStats
 
     started = int(clock())
     report = ReconcileReport(started_at=started, livemode=gateway.livemode)
-    index: dict[str, Entry] = dict(
-        local_entry(row) for row in sync_store.iter_subscription_index(store)
-    )
-    report.local_count = len(index)
+    report.local_count = sync_store.count_subscriptions(store)
     access = access_policy(
         grace=options.grace, now=started, retry_scheduled=_retry_lookup(store)
     )
     repairs: dict[str, dict[str, Any]] = {}
-    seen: set[str] = set()
     ignored: Counter[str] = Counter()
 
     def keep(found: list[Finding]) -> list[Finding]:
@@ -161,52 +160,74 @@ def reconcile(
         report.findings.extend(kept)
         return kept
 
-    for page in iter_subscription_pages(gateway, status="all"):
-        report.requests += 1
-        for sub in page:
-            sid = sub["id"]
-            if sid in seen:
-                continue
-            seen.add(sid)
-            remote = remote_entry(sub)
-            local = index.pop(sid, None)
-            if local is None:
-                if keep([Finding(sid, "missing_local", None, summary_of(remote))]) and options.fix:
-                    repairs[sid] = subscription_row(sub)
-                continue
+    stats = ListingStats()
+    sync_store.listed_begin(store)
+    try:
+        for page in list_subscription_pages(gateway, upper=started, status="all", stats=stats):
+            by_id = {sub["id"]: sub for sub in page}
+            fresh = sync_store.listed_add(store, list(by_id))
+            rows = sync_store.index_rows(store, fresh)
+            for sid in fresh:
+                _compare(store, report, options, access, keep, repairs, by_id[sid],
+                         rows.get(sid), started)
+            report.remote_count += len(fresh)
+            if progress is not None:
+                progress(len(page))
+        report.requests = stats.requests
+        missing_remote: list[str] = []
+        for row in sync_store.iter_unlisted_index(store):
+            sid, local = local_entry(row)
             if sync_store.subscription_newer_than_snapshot(
                 store, sid, local.last_event_created, started
             ):
                 report.skipped_newer.append(sid)
-                continue
-            report.compared += 1
-            if keep(diff(sid, local, remote, access, listing_at=started)):
-                if options.fix:
-                    repairs[sid] = subscription_row(sub)
-            else:
-                report.in_sync += 1
-                if options.collect_in_sync:
-                    report.in_sync_ids.append(sid)
-        if progress is not None:
-            progress(len(page))
-    report.remote_count = len(seen)
-    del seen
-    missing_remote: list[str] = []
-    for sid, local in sorted(index.items()):
-        if sync_store.subscription_newer_than_snapshot(
-            store, sid, local.last_event_created, started
-        ):
-            report.skipped_newer.append(sid)
-        elif keep([Finding(sid, "missing_remote", summary_of(local), None)]):
-            missing_remote.append(sid)
+            elif keep([Finding(sid, "missing_remote", summary_of(local), None)]):
+                missing_remote.append(sid)
+    finally:
+        sync_store.listed_end(store)
     report.ignored = dict(sorted(ignored.items()))
     order = {kind: n for n, kind in enumerate(KINDS)}
     report.findings.sort(key=lambda f: (f.subscription, order[f.kind]))
+    report.skipped_newer.sort()
+    if options.collect_in_sync:
+        report.in_sync_ids.sort()
     if options.fix:
         _fix(store, gateway, report, repairs, missing_remote, apply=options.apply)
     report.finished_at = int(clock())
     _record(store, report, options)
     return report
+
+
+def _compare(
+    store: Store,
+    report: ReconcileReport,
+    options: ReconcileOptions,
+    access: AccessFn,
+    keep: Callable[[list[Finding]], list[Finding]],
+    repairs: dict[str, dict[str, Any]],
+    sub: dict[str, Any],
+    row: tuple[Any, ...] | None,
+    started: int,
+) -> None:
+    """One listed subscription against its mirror row (None: not mirrored)."""
+    sid = sub["id"]
+    remote = remote_entry(sub)
+    if row is None:
+        if keep([Finding(sid, "missing_local", None, summary_of(remote))]) and options.fix:
+            repairs[sid] = subscription_row(sub)
+        return
+    _, local = local_entry(row)
+    if sync_store.subscription_newer_than_snapshot(store, sid, local.last_event_created, started):
+        report.skipped_newer.append(sid)
+        return
+    report.compared += 1
+    if keep(diff(sid, local, remote, access, listing_at=started)):
+        if options.fix:
+            repairs[sid] = subscription_row(sub)
+    else:
+        report.in_sync += 1
+        if options.collect_in_sync:
+            report.in_sync_ids.append(sid)
 
 
 def _retry_lookup(store: Store) -> Callable[[str], bool]:
@@ -233,18 +254,19 @@ def _fix(
     apply: bool,
 ) -> None:
     """Plan (and with `apply`, make) the mirror match Stripe. Reads Stripe only."""
-    from stripectl.gateway.subscriptions import retrieve_subscription
+    from stripectl.gateway.subscriptions import retrieve_subscriptions
 
     kinds: dict[str, list[str]] = {}
     for f in report.findings:
         kinds.setdefault(f.subscription, []).append(f.kind)
     plan: list[FixAction] = []
     deletes: list[str] = []
+    # Not in the listing: confirm before deleting anything (subscriptions on a
+    # test clock are not listed without `customer`). Concurrent, paced.
+    confirmed = retrieve_subscriptions(gateway, missing_remote)
+    report.requests += len(missing_remote)
     for sid in missing_remote:
-        # Not in the listing: confirm before deleting anything (subscriptions
-        # on a test clock are not listed without `customer`).
-        sub = retrieve_subscription(gateway, sid)
-        report.requests += 1
+        sub = confirmed[sid]
         if sub is None:
             deletes.append(sid)
             plan.append(FixAction(sid, "delete", kinds[sid]))

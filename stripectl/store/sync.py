@@ -203,6 +203,65 @@ def iter_subscription_index(store: Store) -> Iterator[tuple[Any, ...]]:
         yield from batch
 
 
+def index_rows(store: Store, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    """INDEX_COLUMNS tuples of the mirror rows among `ids` (reads only)."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    cur = store.execute(
+        f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions WHERE id IN ({marks})", ids
+    )
+    return {row[0]: row for row in cur.fetchall()}
+
+
+# Reconcile checks listed ids off in a temporary table (this connection only,
+# never the mirror's file), so memory does not grow with the account's size.
+def _listed(store: Store) -> str:
+    # Each engine names its session-private schema: temp (SQLite), pg_temp.
+    return "pg_temp.stripectl_listed" if store.dialect == "postgres" else "temp.stripectl_listed"
+
+
+def listed_begin(store: Store) -> None:
+    if store.dialect == "sqlite":
+        # Its journal in memory: the temp table's file would otherwise get a journal
+        # file created and deleted for every statement (~6 ms a page).
+        store.execute("PRAGMA temp.journal_mode=MEMORY")
+    store.execute("CREATE TEMP TABLE IF NOT EXISTS stripectl_listed (id TEXT PRIMARY KEY)")
+    store.execute(f"DELETE FROM {_listed(store)}")
+
+
+def listed_add(store: Store, ids: list[str]) -> list[str]:
+    """Record `ids` as listed; returns those not recorded before (in order)."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    known = {r[0] for r in store.execute(
+        f"SELECT id FROM {_listed(store)} WHERE id IN ({marks})", ids
+    )}
+    fresh = list(dict.fromkeys(i for i in ids if i not in known))
+    if fresh:
+        values = ",".join("(?)" * 1 for _ in fresh)
+        store.execute(f"INSERT INTO {_listed(store)} (id) VALUES {values}", fresh)
+    return fresh
+
+
+def iter_unlisted_index(store: Store) -> Iterator[tuple[Any, ...]]:
+    """INDEX_COLUMNS tuples of mirror rows the listing did not return, by id."""
+    cur = store.execute(
+        f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions "
+        f"WHERE id NOT IN (SELECT id FROM {_listed(store)}) ORDER BY id"
+    )
+    while True:
+        batch = cur.fetchmany(2000)
+        if not batch:
+            return
+        yield from batch
+
+
+def listed_end(store: Store) -> None:
+    store.execute(f"DROP TABLE IF EXISTS {_listed(store)}")
+
+
 def count_subscriptions(store: Store) -> int:
     return int(store.execute("SELECT count(*) FROM subscriptions").fetchone()[0])
 

@@ -2,7 +2,7 @@
 
 `GET /v1/subscriptions` lists newest first (created desc, then id desc) with
 `limit` (1..100, default 10), `starting_after` / `ending_before` cursors,
-`has_more`, `customer`, and `status` (a status, `all`, `ended`; none = every
+`has_more`, `customer`, `created` (int or gt/gte/lt/lte), and `status` (a status, `all`, `ended`; none = every
 subscription that is not canceled). Like Stripe, a subscription on a test
 clock is listed only when `customer` or `test_clock` is given. `GET /v1/subscriptions/:id` and
 `GET /v1/invoices/:id` retrieve (404 resource_missing when unknown).
@@ -20,6 +20,18 @@ from typing import Any
 from tests.fakes.base import FakeStripe, Request, Response, error
 
 ENDED = ("canceled", "incomplete_expired")
+
+
+_OPS = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
+
+
+def _created_matches(created: int, flt: Any) -> bool:
+    """`created` as Stripe filters it: an exact int or gt/gte/lt/lte bounds."""
+    if flt is None:
+        return True
+    if isinstance(flt, str):
+        return created == int(flt)
+    return all(_OPS[op](created, int(bound)) for op, bound in flt.items())
 
 
 class FakeSubscriptions(FakeStripe):
@@ -92,6 +104,8 @@ class FakeSubscriptions(FakeStripe):
             if status == "ended" and sub["status"] not in ENDED:
                 continue
             if status not in (None, "all", "ended") and sub["status"] != status:
+                continue
+            if not _created_matches(sub.get("created") or 0, q.get("created")):
                 continue
             out.append(sub)
         out.sort(key=lambda s: (s.get("created") or 0, s["id"]), reverse=True)

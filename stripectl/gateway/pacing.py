@@ -1,0 +1,203 @@
+"""One client-side rate limiter per gateway (a command builds one: per process).
+
+`PacedRequestsClient` is stripe-python's own `RequestsClient` (handed to
+`StripeClient(http_client=...)`, the SDK's public extension point) with two
+additions in `request()`, which the SDK calls once per attempt, its own
+network retries included:
+
+- before each attempt it takes a slot from the shared `RateLimiter`;
+- a 429 to a read (GET) is waited out and sent again here (the SDK itself
+  retries a 429 only when Stripe sends `Stripe-Should-Retry: true`, and
+  never honours `Retry-After`): `Stripe-Should-Retry: false` is returned at
+  once, a `Retry-After` is waited as asked, otherwise exponential backoff
+  with jitter. Every thread pauses with it, and the pace drops by a quarter,
+  recovering slowly, so a `--max-rps` above the account's real limit settles
+  below it. Writes keep the SDK's own contract (`--network-retries`, the
+  same idempotency key); their 429s still slow the pace.
+
+The limiter spaces request starts at least `1.04 / rate` seconds apart,
+counted from when each waiting thread actually woke (a token bucket with a
+burst of 1): no 1-second window, on our clock or on a server's that sees our
+requests up to 40 ms late or early, holds more than `rate` requests.
+Connection errors, 409 and 5xx stay with the SDK's retries
+(`max_network_retries`, which honour `Stripe-Should-Retry`).
+
+Stripe's limits (https://docs.stripe.com/rate-limits, checked 2026-12): 100
+requests/s in live mode, 25 in a sandbox / test mode, and individual API
+endpoints default to 25 requests/s. A listing reads one endpoint, so the safe
+default is 20 requests/s in either mode (80% of the per-endpoint limit, room
+for the account's other traffic); raise `--max-rps` where Stripe raised the
+account's limits.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import stripe
+
+DEFAULT_MAX_RPS = {"test": 20.0, "live": 20.0}
+SPACING_MARGIN = 1.04  # 4% slower than the nominal rate: clock / arrival jitter
+MAX_429_RETRIES = 8
+BACKOFF_START = 0.5
+BACKOFF_CAP = 16.0
+_RECOVER_AFTER = 2.0  # seconds without a 429 before the pace steps back up
+
+
+class RateLimiter:
+    """Thread-safe pacing of request starts: at most `rate` in any second."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.max_rate = float(rate)
+        self.rate = float(rate)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()  # the state below
+        self._turn = threading.Lock()  # one thread waits for the next slot at a time
+        self._next = 0.0  # earliest start of the next request
+        self._paused_until = 0.0
+        self._last_cut = float("-inf")  # the last 429 that slowed the pace
+        self._last_step = float("-inf")  # the last change of pace
+        self.acquired = 0
+        self.throttled = 0  # 429s seen
+
+    @property
+    def interval(self) -> float:
+        return SPACING_MARGIN / self.rate
+
+    def acquire(self) -> None:
+        """Block until this thread may start a request.
+
+        Threads take turns, and the next slot is counted from the moment this
+        one actually woke: a thread woken late (the GIL, a busy machine) then
+        delays the next one instead of leaving it a shorter gap.
+        """
+        with self._turn:
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    start = max(now, self._next, self._paused_until)
+                if start <= now:
+                    break
+                self._sleep(start - now)
+            with self._lock:
+                self._next = self._clock() + self.interval
+                self.acquired += 1
+
+    def throttled_for(self, seconds: float) -> None:
+        """A 429: every thread waits `seconds`; the pace drops by a quarter, at
+        most once a second (the 429s of one burst are one signal, not many)."""
+        with self._lock:
+            now = self._clock()
+            self.throttled += 1
+            if now - self._last_cut >= 1.0:
+                self.rate = max(1.0, self.rate * 0.75)
+                self._last_cut = now
+            self._last_step = now
+            self._paused_until = max(self._paused_until, now + seconds)
+            self._next = max(self._next, self._paused_until)
+
+    def succeeded(self) -> None:
+        """Back towards the configured pace: +25% a second after 2 s without a 429."""
+        if self.rate >= self.max_rate:
+            return
+        with self._lock:
+            now = self._clock()
+            if now - self._last_cut >= _RECOVER_AFTER and now - self._last_step >= 1.0:
+                self.rate = min(self.max_rate, self.rate * 1.25)
+                self._last_step = now
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """`Retry-After` in seconds (delta form only; capped), None when absent or unreadable."""
+    raw = _header(headers, "retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return min(max(value, 0.0), 60.0)
+
+
+class PacedRequestsClient(stripe.RequestsClient):
+    """stripe-python's RequestsClient behind a shared limiter, with 429 backoff."""
+
+    name = "requests"
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        *,
+        timeout: float = 80,
+        max_429_retries: int = MAX_429_RETRIES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(timeout=timeout, **kwargs)
+        self.limiter = limiter
+        self.max_429_retries = max_429_retries
+
+    def _paced(
+        self, method: str, send: Callable[[], tuple[Any, int, Mapping[str, str]]]
+    ) -> Any:
+        attempt = 0
+        while True:
+            self.limiter.acquire()
+            content, status, headers = send()
+            if status != 429:
+                self.limiter.succeeded()
+                return content, status, headers
+            if method.lower() != "get":
+                # Writes keep the SDK's own retry contract (--network-retries,
+                # same idempotency key); the pace still drops for everyone.
+                self.limiter.throttled_for(0.0)
+                return content, status, headers
+            if _header(headers, "stripe-should-retry") == "false":
+                return content, status, headers  # Stripe says retrying would not help
+            if attempt >= self.max_429_retries:
+                return content, status, headers  # -> stripe.RateLimitError, exit 4
+            attempt += 1
+            wait = retry_after_seconds(headers)
+            if wait is None:
+                wait = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
+                wait *= 0.5 + random.random() / 2
+            self.limiter.throttled_for(wait)
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        send = super().request
+        result: tuple[bytes, int, Mapping[str, str]] = self._paced(
+            method, lambda: send(method, url, headers, post_data)
+        )
+        return result
+
+    def request_stream(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        send = super().request_stream
+        result: tuple[Any, int, Mapping[str, str]] = self._paced(
+            method, lambda: send(method, url, headers, post_data)
+        )
+        return result
