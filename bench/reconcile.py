@@ -3,6 +3,7 @@
     python bench/reconcile.py                 # N = 10,000 and 100,000
     python bench/reconcile.py --n 20000       # one size
     python bench/reconcile.py --drift-every 50
+    python bench/reconcile.py --db postgresql://...   # each size on SQLite, then on PostgreSQL
 
 A local fake (bench/subscriptions_server.py, its own process) serves N
 current-shape subscriptions paging like Stripe. Every measured step runs as a
@@ -82,7 +83,7 @@ def timed(cmd: list[str], url: str, workdir: Path, name: str) -> dict[str, Any]:
             "stderr": err.read_text(errors="replace")[-500:]}
 
 
-def run(n: int, drift_every: int, workdir: Path) -> list[tuple[str, bool]]:
+def run(n: int, drift_every: int, workdir: Path, pg_url: str | None = None) -> list[tuple[str, bool]]:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "subscriptions_server.py"), str(n), "--latency", "0"],
         stdout=subprocess.PIPE, text=True,
@@ -91,24 +92,34 @@ def run(n: int, drift_every: int, workdir: Path) -> list[tuple[str, bool]]:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
         url = f"http://127.0.0.1:{port}"
-        db = workdir / f"mirror_{n}.db"
+        db: Path | str = workdir / f"mirror_{n}.db"
+        head = _stripectl()
+        if pg_url is not None:  # a new schema of that database per run
+            db, schema = pg_url, f"bench_rec_{os.getpid()}_{n}"
+            head = [*head, "--schema", schema]
         common = ["--api-key", KEY, "--api-base", url, "--db", str(db), "--json"]
         bare1 = timed([sys.executable, "-c", BARE, KEY, url], url, workdir, "bare1")
-        sync = timed([*_stripectl(), "sync", *common], url, workdir, "sync")
+        sync = timed([*head, "sync", *common], url, workdir, "sync")
         with urllib.request.urlopen(
             urllib.request.Request(f"{url}/_bench/drift?every={drift_every}", method="POST")
         ) as resp:
             injected = json.loads(resp.read())
-        rec = timed([*_stripectl(), "reconcile", *common], url, workdir, "reconcile")
+        rec = timed([*head, "reconcile", *common], url, workdir, "reconcile")
         bare2 = timed([sys.executable, "-c", BARE, KEY, url], url, workdir, "bare2")
     finally:
         server.terminate()
         server.wait(timeout=10)
+        if pg_url is not None:
+            import psycopg
+
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     bare = min(bare1, bare2, key=lambda r: r["seconds"])
     pages = max(1, math.ceil(n / 100))
     summary = (rec["json"] or {}).get("summary", {})
     synced = (sync["json"] or {}).get("summary", {})
-    print(f"\n== N = {n:,} subscriptions ({pages:,} pages of 100) ==")
+    engine = "PostgreSQL" if pg_url else "SQLite"
+    print(f"\n== N = {n:,} subscriptions ({pages:,} pages of 100), mirror on {engine} ==")
     print(f"bare auto_paging_iter : {bare['seconds']:7.2f} s  requests {bare['requests']:>6}  "
           f"peak RSS {bare['maxrss_mb']:6.1f} MB  (count {(bare['json'] or {}).get('count')}; "
           f"other run {max(bare1['seconds'], bare2['seconds']):.2f} s)")
@@ -147,12 +158,16 @@ def main() -> None:
     parser.add_argument("--drift-every", type=int, default=100,
                         help="cancel every K-th subscription in Stripe before reconcile")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument("--db", default=None, metavar="postgresql://...",
+                        help="also run every size with the mirror on this PostgreSQL database")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="stripectl-bench-reconcile-"))
     results: list[tuple[str, bool]] = []
     try:
         for n in args.n or [10_000, 100_000]:
             results.extend(run(n, args.drift_every, workdir))
+            if args.db:
+                results.extend(run(n, args.drift_every, workdir, pg_url=args.db))
     finally:
         if args.keep:
             print(f"kept {workdir}")

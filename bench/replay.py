@@ -35,6 +35,7 @@ from stripectl.gateway import signatures  # noqa: E402
 from stripectl.webhooks import json_parse  # noqa: E402
 
 SPEED_TARGET = 12.0
+PG_TARGET = 0.5  # PostgreSQL replay rate / SQLite replay rate, same deliveries, same run
 MEMORY_TARGET_MB = 200.0
 MEMORY_TARGET_N = 100_000
 
@@ -44,10 +45,25 @@ def _stripectl() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "stripectl"]
 
 
-def run_replay(path: Path, db: Path, out: Path, secret: str, mode: str = "json") -> dict[str, Any]:
+def _secs(run: dict[str, Any]) -> str:
+    return f"{run['seconds']:.2f}s"
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def run_replay(
+    path: Path, db: Path | str, out: Path, secret: str, mode: str = "json",
+    schema: str | None = None,
+) -> dict[str, Any]:
     """Time one replay subprocess; peak RSS from wait4's rusage of that very child.
-    `mode` json: --json; table: the default human table."""
-    cmd = [*_stripectl(), "replay-webhook", str(path), "--secret", secret, "--db", str(db)]
+    `mode` json: --json; table: the default human table. `schema`: of a PostgreSQL mirror."""
+    cmd = [*_stripectl(), *(["--schema", schema] if schema else []), "replay-webhook", str(path),
+           "--secret", secret, "--db", str(db)]
     if mode == "json":
         cmd.append("--json")
     env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_WEBHOOK_SECRET",
@@ -120,9 +136,19 @@ def generate(n: int, sample_n: int, workdir: Path, label: str) -> tuple[Path, An
     return path, gen
 
 
-def replay_once(path: Path, workdir: Path, n: int, keep: bool, mode: str = "json") -> dict[str, Any]:
+def replay_once(
+    path: Path, workdir: Path, n: int, keep: bool, mode: str = "json", pg_url: str | None = None
+) -> dict[str, Any]:
     """One replay into a fresh mirror, removed afterwards (unless kept): a
-    previous run's database would otherwise be written back during this one."""
+    previous run's database would otherwise be written back during this one.
+    With `pg_url`, the mirror is a new schema of that PostgreSQL database."""
+    if pg_url is not None:
+        schema = f"bench_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+        result = run_replay(path, pg_url, workdir / f"report-pg-{n}.{mode}", _gen.SECRET, mode,
+                            schema=schema)
+        if not keep:
+            _drop_schema(pg_url, schema)
+        return result
     db = workdir / f"mirror-{n}-{mode}.db"
     result = run_replay(path, db, workdir / f"report-{n}.{mode}", _gen.SECRET, mode)
     if not keep:
@@ -143,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3,
                     help="replays and construct_event loops, alternately; the best of each counts")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (db, reports)")
+    ap.add_argument("--db", default=None, metavar="postgresql://...",
+                    help="also replay into this PostgreSQL database (a new schema per run), "
+                         "alternately with SQLite; target: >= half the SQLite rate")
     args = ap.parse_args(argv)
+    if args.db is not None and not args.db.startswith(("postgresql://", "postgres://")):
+        ap.error("--db takes a postgresql:// URL (SQLite is always measured)")
 
     workdir = Path(tempfile.mkdtemp(prefix="stripectl-bench-"))
     failed = False
@@ -153,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         sample = gen.sample
         runs: list[dict[str, Any]] = []
         ce_rates: list[float] = []
+        pg_runs: list[dict[str, Any]] = []
         for _ in range(max(1, args.repeat)):
             ce_rates.append(time_construct_event(sample, _gen.SECRET))
             runs.append(replay_once(path, workdir, args.n, args.keep))
+            if args.db:
+                pg_runs.append(replay_once(path, workdir, args.n, args.keep, pg_url=args.db))
         path.unlink()  # hundreds of MB: not kept while the memory run generates its own
         verify_rate = time_verify_only(sample, _gen.SECRET)
         speed = min(runs, key=lambda r: r["seconds"])
@@ -179,7 +213,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{(args.n / worst) / min(ce_rates):.1f}x")
         print(f"peak memory     : {max(r['maxrss_mb'] for r in runs):.0f} MB for {args.n:,} "
               f"deliveries (replay subprocess max RSS)")
-        for r in runs:
+        if pg_runs:
+            pg = min(pg_runs, key=lambda r: r["seconds"])
+            pg_rate = args.n / pg["seconds"]
+            ok_pg = pg_rate >= PG_TARGET * rate and all(r["rc"] == 0 for r in pg_runs)
+            failed |= not ok_pg
+            print(f"PostgreSQL      : {args.n:,} deliveries in {pg['seconds']:.2f}s = "
+                  f"{pg_rate:,.0f}/s end to end, best of "
+                  f"{', '.join(_secs(r) for r in pg_runs)} "
+                  f"(exit {pg['rc']}, summary {pg['summary']}, peak {pg['maxrss_mb']:.0f} MB)")
+            print(f"PG / SQLite     : {pg_rate / rate:.2f} of the SQLite rate (target >= "
+                  f"{PG_TARGET:g})  {_verdict(ok_pg)}")
+        for r in runs + pg_runs:
             if r["rc"] != 0:
                 print(f"replay stderr tail:\n{r['stderr']}", file=sys.stderr)
         if args.memory_n:

@@ -22,7 +22,7 @@ EXIT_CODES: dict[int, str] = {
     CONFIG: "config or auth: missing/invalid/refused key or secret",
     STRIPE_API: "Stripe API error: decline, invalid request, idempotency conflict, rate limit",
     NETWORK: "network: Stripe or a local server could not be reached",
-    STORE: "local store: the SQLite mirror cannot be opened, migrated or written",
+    STORE: "local store: the mirror (SQLite file or PostgreSQL) cannot be opened, migrated or written",
     BUG: "bug in stripectl (re-run with --debug and report it)",
 }
 

@@ -90,3 +90,34 @@ def fake() -> Iterator[tuple[Any, str]]:
             yield app, url
         finally:
             app.release()
+
+
+# -- PostgreSQL ----------------------------------------------------------------
+# A real server for the engine contract tests: STRIPECTL_TEST_PG, or a
+# throwaway cluster started here (tests/pg_cluster.py). These tests FAIL when
+# no server can be had; they never skip.
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    from tests.pg_cluster import Cluster
+
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """A new, empty database on the test server."""
+    return str(pg_cluster.create_db())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def mirror_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new mirror on each engine: a file path, or a postgresql:// URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "m.db")
+    return str(request.getfixturevalue("pg_cluster").create_db())

@@ -49,6 +49,14 @@ def run_json(*args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(result.stdout)
 
 
+def store_state(store: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """`mirror_state` through a Store: the same on either engine."""
+    return {
+        table: [tuple(r) for r in store.execute(f"SELECT {cols} FROM {table} ORDER BY id").fetchall()]
+        for table, cols in STATE_COLUMNS.items()
+    }
+
+
 def mirror_state(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     conn = sqlite3.connect(db)
     try:

@@ -122,9 +122,9 @@ def test_changed_quantity_same_identity_refused_locally(
     assert app_.count("POST") == 1
 
 
-def test_session_recorded_in_mirror(fake: Fake, tmp_path: Path) -> None:
+def test_session_recorded_in_mirror(fake: Fake, mirror_target: str) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     data = run_json(SUB, url, db)
     [row] = mirror_rows(db, "checkout_sessions")
     assert row["id"] == data["id"] and row["user_id"] == "u_42" and row["plan_name"] == "pro"

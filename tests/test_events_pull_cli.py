@@ -20,7 +20,7 @@ KEY = "sk_test_stripectl_fake_0000"
 runner = CliRunner()
 
 
-def _pull(url: str, db: Path, *args: str) -> tuple[int, str, str]:
+def _pull(url: str, db: Path | str, *args: str) -> tuple[int, str, str]:
     result = runner.invoke(
         app,
         ["events", "pull", "--api-key", KEY, "--api-base", url, "--db", str(db), *args],
@@ -29,7 +29,7 @@ def _pull(url: str, db: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_cli_pull_json_then_continue_from_cursor(tmp_path: Path) -> None:
+def test_cli_pull_json_then_continue_from_cursor(mirror_target: str) -> None:
     # Events are placed relative to the real clock (the CLI reads it); nothing
     # asserts a wall-clock value.
     now = int(time.time())
@@ -44,7 +44,7 @@ def test_cli_pull_json_then_continue_from_cursor(tmp_path: Path) -> None:
             for i in range(3)
         ]
     )
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     with serve(fake) as url:
         code, out, _ = _pull(url, db, "--since", "2h", "--json")
         assert code == 0

@@ -23,20 +23,20 @@ PAY = [
 
 
 
-def run(args: list[str], url: str, db: Path, **kw: Any) -> Any:
+def run(args: list[str], url: str, db: Path | str, **kw: Any) -> Any:
     return runner.invoke(app, [*args, *conn_args(url, db, **kw)])
 
 
-def run_json(args: list[str], url: str, db: Path) -> dict[str, Any]:
+def run_json(args: list[str], url: str, db: Path | str) -> dict[str, Any]:
     res = run([*args, "--json"], url, db)
     assert res.exit_code == 0, res.output
     data: dict[str, Any] = json.loads(res.stdout)
     return data
 
 
-def test_happy_path_sends_exactly_one_request(fake: Fake, tmp_path: Path) -> None:
+def test_happy_path_sends_exactly_one_request(fake: Fake, mirror_target: str) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     data = run_json(PAY, url, db)
     assert app_.count("POST", "/v1/payment_intents") == 1
     assert len(app_.requests) == 1
@@ -52,9 +52,9 @@ def test_happy_path_sends_exactly_one_request(fake: Fake, tmp_path: Path) -> Non
     assert row["lease_owner"] is None and row["attempts"] == 1
 
 
-def test_rerun_replays_instead_of_charging_again(fake: Fake, tmp_path: Path) -> None:
+def test_rerun_replays_instead_of_charging_again(fake: Fake, mirror_target: str) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target
     first = run_json(PAY, url, db)
     second = run_json(PAY, url, db)
     assert second["id"] == first["id"]

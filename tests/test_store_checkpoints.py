@@ -68,18 +68,19 @@ def test_a_read_only_store_has_no_checkpointer(tmp_path: Path) -> None:
 
 def test_a_failed_checkpointer_hands_checkpoints_back_to_commits(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "m.db"))
-    real_path = store.path
+    engine = store.engine  # the SQLite engine's checkpointer is what this tests
+    real_path = engine.target
     try:
-        store.path = str(tmp_path / "no-such-folder" / "m.db")  # the thread cannot connect
+        engine.target = str(tmp_path / "no-such-folder" / "m.db")  # the thread cannot connect
         with store.background_checkpoints():
             deadline = time.monotonic() + 10
-            while not store._checkpointer_failed.is_set() and time.monotonic() < deadline:
+            while not engine._checkpointer_failed.is_set() and time.monotonic() < deadline:
                 time.sleep(0.01)
             with store.transaction():
                 store_events.insert_events(store, [_row(1)])
             assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     finally:
-        store.path = real_path
+        engine.target = real_path
         store.close()
 
 

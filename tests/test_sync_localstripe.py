@@ -24,7 +24,7 @@ KEY = "sk_test_stripectl_fake_0000"
 runner = CliRunner()
 
 
-def cli(url: str, db: Path, *args: str) -> Result:
+def cli(url: str, db: Path | str, *args: str) -> Result:
     return runner.invoke(
         app, [*args, "--api-key", KEY, "--api-base", url, "--db", str(db)], catch_exceptions=False
     )
@@ -53,7 +53,7 @@ def drift_for(out: str, ids: set[str]) -> set[tuple[str, str]]:
             if d["subscription"] in ids}
 
 
-def test_old_shape_sync_reconcile_fix_and_access(localstripe_url: str, tmp_path: Path) -> None:
+def test_old_shape_sync_reconcile_fix_and_access(localstripe_url: str, mirror_target: str) -> None:
     c = client(localstripe_url)
     tag = uuid.uuid4().hex[:8]
     a = make_subscription(c, f"ls_a_{tag}", quantity=2)
@@ -61,7 +61,7 @@ def test_old_shape_sync_reconcile_fix_and_access(localstripe_url: str, tmp_path:
     ids = {a["id"], b["id"]}
     assert a["status"] == "active" and "price" not in a["items"]["data"][0]
 
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     synced = cli(localstripe_url, db, "sync", "--json")
     assert synced.exit_code == 0, synced.stderr
     store = open_store(str(db))
@@ -101,3 +101,8 @@ def test_old_shape_sync_reconcile_fix_and_access(localstripe_url: str, tmp_path:
     assert live_a.exit_code == 1 and json.loads(live_a.stdout)["why"].endswith("canceled")
     live_b = cli(localstripe_url, db, "access", b["customer"])
     assert live_b.exit_code == 0 and "GRANTED" in live_b.stdout
+    # Every reconcile above was recorded: the history of runs, newest first.
+    history = cli(localstripe_url, db, "reconcile", "--history", "--json")
+    assert history.exit_code == 0, history.stderr
+    runs = json.loads(history.stdout)["runs"]
+    assert len(runs) == 4 and runs[0]["fixed"] == 0 and runs[1]["fixed"] >= 2

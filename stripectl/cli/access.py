@@ -108,7 +108,7 @@ def access(
         ctx, api_key, api_base, live, timeout, network_retries,
         max_rps=max_rps, concurrency=concurrency,
     )
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = None if settings is None else open_gateway(store, settings)
         report = check_access(store, gateway, subject, grace=grace, max_age=age_limit)

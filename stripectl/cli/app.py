@@ -31,6 +31,7 @@ from stripectl.cli.common import (
     DebugOpt,
     Globals,
     JsonOpt,
+    SchemaOpt,
     run_app,
 )
 from stripectl.cli.help_format import argument_help, plain_help
@@ -49,6 +50,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "events": LazyCommand("stripectl.cli.events:events_app", "Events API catch-up. Example: stripectl events pull --since 2h"),  # noqa: E501
     "webhook": LazyCommand("stripectl.cli.webhook:webhook_app", "Receive webhook deliveries. Example: stripectl webhook listen --secret whsec_..."),  # noqa: E501
     "inbox": LazyCommand("stripectl.cli.inbox:inbox_app", "The stored deliveries (events table). Example: stripectl inbox export --output d.jsonl; stripectl inbox prune --bodies"),  # noqa: E501
+    "mirror": LazyCommand("stripectl.cli.mirror:mirror_app", "The mirror as a whole. Example: stripectl mirror copy stripectl.db postgresql://ops@db/stripe"),  # noqa: E501
     "payments": LazyCommand("stripectl.cli.payment_actions:payments_app", "Idempotent payment intents. Example: stripectl payments create --amount 1050 --currency usd --order-ref ord_1001"),  # noqa: E501
     "refunds": LazyCommand("stripectl.cli.refunds:refunds_app", "Idempotent refunds. Example: stripectl refunds create --payment-intent pi_123 --amount 500 --refund-ref ticket_881"),  # noqa: E501
     "checkout": LazyCommand("stripectl.cli.checkout:checkout_app", "Idempotent Checkout Sessions. Example: stripectl checkout create --mode subscription --price price_123 --user-id u_42 --success-url https://example.com/done"),  # noqa: E501
@@ -117,8 +119,9 @@ def root(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    schema: SchemaOpt = None,
 ) -> None:
-    ctx.obj = Globals(db=db, json=json_out, debug=debug)
+    ctx.obj = Globals(db=db, json=json_out, debug=debug, schema=schema)
     if project_name:
         ctx.meta[PROJECT_KEY] = project_name
     if stripe_config:

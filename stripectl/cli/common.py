@@ -40,7 +40,18 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="SQLite mirror file (env STRIPECTL_DB; default ./stripectl.db).",
+        help=(
+            "The mirror: a SQLite file, or a postgresql://user@host/db URL for a mirror "
+            "shared by a team (env STRIPECTL_DB; default ./stripectl.db)."
+        ),
+        show_default=False,
+    ),
+]
+SchemaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        help="PostgreSQL schema holding the mirror's tables (env STRIPECTL_SCHEMA; default stripectl).",
         show_default=False,
     ),
 ]
@@ -71,6 +82,7 @@ class Globals:
     db: str | None = None
     json: bool = False
     debug: bool = False
+    schema: str | None = None
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Ctx:
     debug: bool
     out: Console
     err: Console
+    schema: str | None = None  # PostgreSQL only: where the mirror's tables live
 
     @property
     def interactive(self) -> bool:
@@ -190,6 +203,7 @@ def make_ctx(tctx: typer.Context, db: str | None, json_out: bool, debug: bool) -
         # Piped output is read by people later (CI logs): don't squeeze it to 80 columns.
         out=_Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200),
         err=_Console(file=sys.stderr, stderr=True, soft_wrap=True),
+        schema=g.schema or os.environ.get("STRIPECTL_SCHEMA") or None,
     )
 
 

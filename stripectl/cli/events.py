@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -103,7 +102,9 @@ def pull(
     from stripectl.timeparse import parse_since
 
     since_ts = None if since is None or since.strip().lower() == "cursor" else parse_since(since)
-    if since_ts is None and ctx.db != ":memory:" and not Path(ctx.db).exists():
+    from stripectl.store import mirror_exists
+
+    if since_ts is None and not mirror_exists(ctx.db, schema=ctx.schema):
         # The same refusal pull_events gives an empty mirror, without creating one.
         raise UsageError(
             f"no events cursor: there is no mirror at {ctx.db} yet",
@@ -115,7 +116,7 @@ def pull(
         ctx, api_key, api_base, live, timeout, network_retries,
         max_rps=max_rps, concurrency=concurrency,
     )
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = open_gateway(store, settings)
         with progress(ctx, "pulling events") as advance:

@@ -90,9 +90,19 @@ def export(
         if o not in OUTCOMES:
             raise UsageError(f"--outcome {o!r}: expected one of {', '.join(OUTCOMES)}")
     since_ts = parse_since(since) if since else None
-    if not Path(ctx.db).exists():
+    from stripectl.store.engine import is_url
+    from stripectl.store.engine.postgres import redact_url as store_target
+
+    if is_url(ctx.db):
+        # Read only: a server mirror is not created by an export.
+        store = open_store(ctx.db, dry_run=True, schema=ctx.schema)
+        if store.path == ":memory:":
+            store.close()
+            raise UsageError(f"no mirror at {store_target(ctx.db)}", hint="pass --db or set STRIPECTL_DB")
+    elif not Path(ctx.db).exists():
         raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
-    store = open_store(ctx.db)
+    else:
+        store = open_store(ctx.db, schema=ctx.schema)
     written = unsigned = from_api = pruned = 0
     sink: IO[str]
     try:
@@ -200,12 +210,13 @@ def prune(
     if older_than is not None and not bodies:
         raise UsageError("--older-than applies with --bodies")
     before = parse_since(older_than) if older_than is not None else None
-    if not Path(ctx.db).exists():
-        raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
-    from stripectl.store import open_store
+    from stripectl.store import mirror_exists, open_store
+    from stripectl.store.engine.postgres import redact_url
     from stripectl.store.prune import prune as run_prune
 
-    store = open_store(ctx.db)
+    if not mirror_exists(ctx.db, schema=ctx.schema):
+        raise UsageError(f"no mirror at {redact_url(ctx.db)}", hint="pass --db or set STRIPECTL_DB")
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         counts = run_prune(store, bodies=bodies, personal=personal_data, received_before=before)
     finally:

@@ -110,7 +110,7 @@ def run_ledgered(
         lease_seconds=lease_seconds(settings.timeout, settings.max_network_retries),
         wait_seconds=wait,
     )
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         return create(store, open_gateway(store, settings), options, ctx.note)
     finally:

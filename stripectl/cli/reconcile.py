@@ -173,7 +173,7 @@ def reconcile(
     )
     from stripectl.services.connection import open_gateway
 
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         if history:
             _history(ctx, store, fmt, limit)

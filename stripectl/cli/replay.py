@@ -203,7 +203,7 @@ def replay_webhook(
             allow_unsigned=unsigned,
             jobs=jobs or default_jobs(),
         ) as inspected:
-            store = open_store(ctx.db, dry_run=dry_run)
+            store = open_store(ctx.db, dry_run=dry_run, schema=ctx.schema)
             try:
                 with progress(ctx, "replaying", total=_total(ctx, paths)) as advance:
                     report = replay_inspected(

@@ -94,7 +94,7 @@ def sync(
         ctx, api_key, api_base, live, timeout, network_retries,
         max_rps=max_rps, concurrency=concurrency,
     )
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         gateway = open_gateway(store, settings)
         with progress(ctx, "syncing subscriptions") as advance:

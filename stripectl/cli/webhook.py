@@ -124,6 +124,7 @@ def listen(
 
     config = ListenerConfig(
         db_path=ctx.db,
+        schema=ctx.schema,
         secrets=secrets,
         host=host,
         port=port,

@@ -8,7 +8,10 @@ Every money-moving POST goes through `claim()` before it is sent:
 * the same key with other parameters is refused locally, naming what differs;
 * the row carries a lease (host:pid:nonce + expiry): a second invocation that
   finds a fresh lease held by a live process waits for it, then sends the same
-  key (Stripe replays) instead of racing it (Stripe would answer 409);
+  key (Stripe replays) instead of racing it (Stripe would answer 409). Where
+  the store can hold a lease for the life of a connection (PostgreSQL's
+  session locks, `Store.try_lease`), that is the lease: a holder on any
+  machine whose connection is gone has lost it at once, whatever the row says;
 * a key first sent more than 24 h ago may have been pruned by Stripe, so
   re-sending it could create a second object: that needs `allow_stale_key`.
 
@@ -177,6 +180,8 @@ def _holder_alive(owner: str) -> bool:
 
 
 def _describe_holder(owner: str) -> str:
+    if not owner:
+        return "a connection that holds its lease"
     host, _, rest = owner.partition(":")
     return f"pid {rest.partition(':')[0]} on {host}"
 
@@ -235,54 +240,27 @@ def claim(
         now = int(clock())
         with store.transaction():
             row = table.get(store, key)
-            if row is None:
-                if guard is not None:
-                    guard()
-                table.insert(
-                    store,
-                    {
-                        "key": key,
-                        "operation": operation,
-                        "fingerprint": fp,
-                        "params": stored_params,
-                        "state": "pending",
-                        "attempts": 1,
-                        "replayed": 0,
-                        "lease_owner": owner,
-                        "lease_expires_at": now + options.lease_seconds,
-                        "first_sent_at": now,
-                        "last_sent_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-                return Claim(key, operation, owner, 1, now, None, clock() - started)
-            if row["operation"] != operation or row["fingerprint"] != fp:
+            if row is not None and (row["operation"] != operation or row["fingerprint"] != fp):
                 old = json.loads(row["params"] or "{}")
                 diffs = param_diff(old, params)
                 if row["operation"] != operation:
                     diffs.insert(0, f"operation: {row['operation']} -> {operation}")
                 raise conflict_error(key, diffs, identity_flags=identity_flags)
-            holder = row["lease_owner"]
-            fresh = int(row["lease_expires_at"] or 0) > now
-            busy = bool(holder) and fresh and _holder_alive(holder)
-            if not busy:
-                _refuse_stale(row, now, options)
-                if guard is not None:
-                    guard()
-                attempt = int(row["attempts"] or 0) + 1
-                table.update(
-                    store,
-                    key,
-                    {
-                        "lease_owner": owner,
-                        "lease_expires_at": now + options.lease_seconds,
-                        "attempts": attempt,
-                        "last_sent_at": now,
-                        "updated_at": now,
-                    },
+            held = store.try_lease(key)
+            try:
+                taken = _take(
+                    store, row, held, key, operation, fp, stored_params, owner, now, options, guard
                 )
-                return Claim(key, operation, owner, attempt, now, row, clock() - started)
+            except BaseException:
+                if held:
+                    store.release_lease(key)
+                raise
+            if taken is not None:
+                attempt, previous = taken
+                return Claim(key, operation, owner, attempt, now, previous, clock() - started)
+            if held:
+                store.release_lease(key)
+            holder = row["lease_owner"] if row is not None and row["lease_owner"] else ""
         if clock() - started >= limit:
             raise StripeAPIError(
                 f"idempotency key {key} is being sent right now by another stripectl "
@@ -294,6 +272,63 @@ def claim(
             notify(f"waiting for {_describe_holder(holder)}, which is sending key {key} ...")
             told = True
         sleep(options.poll_seconds)
+
+
+def _take(
+    store: Store,
+    row: dict[str, Any] | None,
+    held: bool | None,
+    key: str,
+    operation: str,
+    fp: str,
+    stored_params: str,
+    owner: str,
+    now: int,
+    options: LedgerOptions,
+    guard: Callable[[], None] | None = None,
+) -> tuple[int, dict[str, Any] | None] | None:
+    """Write the claim unless another live invocation holds the key; returns
+    (attempt, the row before) or None (busy). `held` is `Store.try_lease`'s
+    answer: where the store can tell, a live connection holding the key is
+    the one fact that counts; otherwise the row's lease and the holder's pid."""
+    if held is None:
+        holder = row["lease_owner"] if row is not None else None
+        fresh = row is not None and int(row["lease_expires_at"] or 0) > now
+        busy = bool(holder) and fresh and _holder_alive(str(holder))
+    else:
+        busy = not held
+    if busy:
+        return None
+    lease = {"lease_owner": owner, "lease_expires_at": now + options.lease_seconds}
+    if row is None:
+        if guard is not None:
+            guard()
+        table.insert(
+            store,
+            {
+                "key": key,
+                "operation": operation,
+                "fingerprint": fp,
+                "params": stored_params,
+                "state": "pending",
+                "attempts": 1,
+                "replayed": 0,
+                **lease,
+                "first_sent_at": now,
+                "last_sent_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        return 1, None
+    _refuse_stale(row, now, options)
+    if guard is not None:
+        guard()
+    attempt = int(row["attempts"] or 0) + 1
+    table.update(
+        store, key, {**lease, "attempts": attempt, "last_sent_at": now, "updated_at": now}
+    )
+    return attempt, row
 
 
 def _finish(
@@ -315,6 +350,7 @@ def _finish(
         table.update(store, claim.key, fields)
         if also is not None:
             also()
+    store.release_lease(claim.key)
 
 
 def settle_success(

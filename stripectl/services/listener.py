@@ -72,6 +72,7 @@ class Listener:
                 durable=config.durable,
                 unverified_per_minute=config.unverified_per_minute,
                 lock_timeout=config.lock_timeout,
+                schema=config.schema,
             )
         )
         self.durability = ""

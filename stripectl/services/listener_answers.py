@@ -30,6 +30,7 @@ class ListenerConfig:
     drain_timeout: float = 10.0  # shutdown: in-flight requests finish within this
     body_memory: int = 64 * 1_048_576  # bodies in memory at once (at least max_body + 16 MiB)
     unverified_per_minute: int = 4 * 1_048_576  # stored bytes/min without a valid signature
+    schema: str | None = None  # PostgreSQL mirrors: the schema of its tables
     lock_timeout: float = LOCK_TIMEOUT  # a commit's wait for another process's write lock
     durable: bool = True  # False only for bench/listen.py's "durability off" figure
 

@@ -44,6 +44,7 @@ class WriterSettings:
     durable: bool
     unverified_per_minute: int
     lock_timeout: float
+    schema: str | None = None  # PostgreSQL mirrors: the schema of its tables
 
 
 # One delivery's outcome, as sent back: (event_id, type, outcome, reason,
@@ -185,7 +186,7 @@ def writer_main(conn: Connection) -> None:
     from stripectl.store import open_store
 
     try:
-        store = open_store(settings.db_path)
+        store = open_store(settings.db_path, schema=settings.schema)
         durability = "not durable (bench only)"
         if settings.durable:
             make_durable = getattr(store, "durable_commits", None)

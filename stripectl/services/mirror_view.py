@@ -115,6 +115,10 @@ class OverlayView:
             self._livemode_loaded = True
         return self._livemode
 
+    def know_livemode(self, live: bool) -> None:
+        """The mirror's mode as just read from the store (nothing to write)."""
+        self._livemode, self._livemode_loaded = live, True
+
     def set_livemode(self, live: bool) -> None:
         self._livemode, self._livemode_loaded = live, True
         self.livemode_changed = "1" if live else "0"

@@ -178,13 +178,25 @@ def _replay_inspected(
             else:
                 # Dedupe lookups, the apply and the writes share one write lock: a
                 # listener on the same mirror cannot store an event in between.
-                with store.transaction():
+                # Where the store can lock names, the chunk names what it
+                # decides on, and receivers on other objects go side by side.
+                mode: str | None = None
+                names = None
+                if store.concurrent_writers:
+                    mode = store.meta_get("livemode")  # once set, never changed
+                    names = _lock_names(inspected, mode_known=mode is not None)
+                with store.transaction(names):
                     run.check_store()
+                    if mode is not None:
+                        run.view.know_livemode(mode == "1")
                     results = run.process_chunk(inspected, clock)
-                    store_events.insert_events(store, _event_rows(inspected, results, report.run_id, clock))
-                    run.view.flush()
-                    if run.view.livemode_changed is not None:
-                        store.meta_set("livemode", run.view.livemode_changed)
+                    with store.write_batch():  # the writes need no answers: one round trip
+                        store_events.insert_events(
+                            store, _event_rows(inspected, results, report.run_id, clock)
+                        )
+                        run.view.flush()
+                        if run.view.livemode_changed is not None:
+                            store.meta_set("livemode", run.view.livemode_changed)
             run.view.livemode_changed = None
             report.add(results, event_sink)
             if progress is not None:
@@ -346,6 +358,30 @@ class _Run:
             if ins.table in MONEY_TABLES:
                 self.touched_payments |= touched_intents(view, ins)
         return results
+
+
+def _lock_names(inspected: list[Inspected], *, mode_known: bool) -> list[str]:
+    """Everything a chunk reads to decide and then writes, by name: each
+    delivery id (dedupe of the bytes), event id (dedupe of the event), the
+    object each event applies to, and the subscription a Checkout Session
+    names (its completion links the user; a subscription reads that link).
+    The mirror's mode, while it has none (the first event sets it; never
+    changed after)."""
+    names: list[str] = []
+    add = names.append
+    for ins in inspected:
+        add(f"d:{ins.delivery_id}")
+        if ins.reason is not None:
+            continue  # rejected: only its `events` row is written
+        if ins.event_id:
+            add(f"e:{ins.event_id}")
+        if ins.table is not None and ins.object_id:
+            add(f"o:{ins.table}:{ins.object_id}")
+            if ins.table == "checkout_sessions" and ins.row and ins.row.get("subscription"):
+                add(f"o:subscriptions:{ins.row['subscription']}")
+    if not mode_known:
+        add("meta:livemode")
+    return names
 
 
 def _claim_note(claimed: str | None, note: str | None) -> str | None:

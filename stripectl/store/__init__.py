@@ -1,5 +1,5 @@
 """The only package that writes SQLite. Opened lazily: importing it is cheap."""
 
-from stripectl.store.db import SCHEMA_VERSION, Store, open_store
+from stripectl.store.db import SCHEMA_VERSION, Store, mirror_exists, open_store
 
-__all__ = ["SCHEMA_VERSION", "Store", "open_store"]
+__all__ = ["SCHEMA_VERSION", "Store", "mirror_exists", "open_store"]

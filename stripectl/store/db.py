@@ -1,34 +1,35 @@
 """Opening the mirror, its schema and its migrations.
 
-The database is plain SQLite in WAL mode, so readers never block the writer and
-a killed process leaves either a committed transaction or nothing. Every write
-goes through `Store.transaction()`, which takes the write lock up front
-(BEGIN IMMEDIATE): two stripectl processes on one file serialise instead of
-interleaving.
+`Store` is the one handle the store modules get, whatever the engine: a
+SQLite file (the embedded default) or a PostgreSQL database (`--db
+postgresql://...`, store/engine/postgres.py). Every write goes through
+`Store.transaction()`, which takes the mirror's write lock up front: two
+stripectl processes on one mirror serialise instead of interleaving, and a
+killed process leaves either a committed transaction or nothing.
+
+Migrations are written once for both engines (store/engine/pg_schema.py says
+how): each gets the engine's schema builder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stripectl.errors import CommitOutcomeUnknown, StoreError
+from stripectl.store.engine import Engine, open_engine
 
-if TYPE_CHECKING:
-    import sqlite_utils
+# A migration gets a sqlite_utils.Database on SQLite, a PgSchema on PostgreSQL
+# (the same table API).
+Migration = Callable[[Any], None]
 
 
-Migration = Callable[["sqlite_utils.Database"], None]
-
-
-def _v1(db: sqlite_utils.Database) -> None:
+def _v1(db: Any) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
     db.table("events").create(
         {
@@ -150,19 +151,19 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v2(db: sqlite_utils.Database) -> None:
+def _v2(db: Any) -> None:
     from stripectl.store import ledger
 
     ledger.migrate(db)
 
 
-def _v3(db: sqlite_utils.Database) -> None:
+def _v3(db: Any) -> None:
     from stripectl.store import runs
 
     runs.migrate(db)
 
 
-def _v4(db: sqlite_utils.Database) -> None:
+def _v4(db: Any) -> None:
     from stripectl.store import events
 
     events.migrate_text_bodies(db)
@@ -188,191 +189,162 @@ SCHEMA_VERSION = len(MIGRATIONS)
 class Store:
     """A migrated mirror. Reads are free-form; writes happen in `transaction()`."""
 
-    def __init__(self, conn: sqlite3.Connection, *, path: str, readonly: bool = False) -> None:
-        import sqlite_utils
-
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self.path = path
+    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+        self.engine = engine
+        self.dialect = engine.name
+        self.conn = engine.raw  # the driver's connection, for engine-specific tests
+        self.path = engine.target
         self.readonly = readonly
-        self._checkpoint_due: threading.Event | None = None
-        self._checkpointer_failed = threading.Event()
+        self._errors = engine.errors
+        # Whether naming what a transaction touches lets writers run side by
+        # side (PostgreSQL); on SQLite every writer holds the file's lock.
+        self.concurrent_writers = engine.concurrent_writers
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, names: Sequence[str] | None = None) -> Iterator[Store]:
+        """A write transaction. Without `names` it excludes every other writer
+        of the mirror. With `names` (every delivery, event and object it reads
+        to decide or writes: see services/replay.py) it excludes only unnamed
+        writers and those naming one of the same, where the engine allows it."""
         if self.readonly:
             raise StoreError("internal: write attempted on a read-only (dry-run) store")
+        engine = self.engine
+        engine.begin_write(names)
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot lock the mirror {self.path}: {exc}") from exc
-        try:
-            yield self.conn
-        except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK")
-            # Disk full, I/O error, read-only file: the store's fault, not a bug.
-            raise StoreError(f"cannot write to the mirror {self.path}: {exc}") from exc
+            yield self
+        except self._errors as exc:
+            engine.rollback()
+            # Disk full, I/O error, read-only file, a lost server: the store's
+            # fault, not a bug.
+            raise StoreError(f"cannot write to the mirror {self.path}: {_line(exc)}") from exc
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            engine.rollback()
             raise
         else:
             try:
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+                engine.commit()
+            except self._errors as exc:
+                engine.rollback()
                 # An I/O error in the sync after the WAL write can leave a commit
-                # that recovery finds on the next open: nobody can say "not stored".
-                raise CommitOutcomeUnknown(f"cannot commit to the mirror {self.path}: {exc}") from exc
-            if self._checkpoint_due is not None:
-                self._checkpoint_due.set()
-                if self._checkpointer_failed.is_set():
-                    self._checkpoints_inline()
+                # that recovery finds on the next open (and a server may have
+                # committed before the connection broke): nobody can say "not stored".
+                raise CommitOutcomeUnknown(
+                    f"cannot commit to the mirror {self.path}: {_line(exc)}"
+                ) from exc
+            engine.after_commit()
 
     def durable_commits(self, *, lock_timeout: float) -> str:
-        """From now on a COMMIT returns only once it is on disk (survives a power
-        cut or a kernel crash, not just a killed process): synchronous=FULL makes
-        SQLite fdatasync the WAL at every commit, so one commit of many
-        deliveries costs one sync. `lock_timeout`: how long a transaction waits
-        for another process's write lock before failing (nothing written).
-        Returns the setting as the engine reports it once applied."""
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
-        level = int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
-        return "synchronous=" + {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
+        """From now on a COMMIT returns only once it is on disk (survives a
+        power cut or a kernel crash, not just a killed process); `lock_timeout`:
+        how long a transaction waits for another writer's lock before failing
+        (nothing written). Returns the setting as the engine reports it."""
+        return self.engine.durable_commits(lock_timeout)
 
-    @contextmanager
-    def background_checkpoints(self, min_interval: float = 0.0) -> Iterator[None]:
-        """Checkpoint the WAL from a thread of its own while the caller writes.
+    def background_checkpoints(self, min_interval: float = 0.0) -> Any:
+        """For one long writer (a large replay), or the listener with
+        `min_interval` between checkpoints: see the engine's docstring."""
+        if self.readonly:
+            return nullcontext()
+        return self.engine.background_checkpoints(min_interval)
 
-        For one long writer (a large replay), not for short transactions.
-        A checkpoint copies the WAL into the database and fsyncs both
-        (synchronous=NORMAL). Run by a commit, it stalls the committing
-        writer, which in a long replay is the pipeline's one serial stage.
-        On another connection it runs beside the writer (PASSIVE never
-        blocks it) and waits for the disk without the GIL. Safety is
-        SQLite's: a checkpoint may stop anywhere, the WAL keeps every commit.
-        Should the thread fail, commits checkpoint inline again.
-        `min_interval`: seconds between checkpoints (the listener commits
-        often and small: one checkpoint a commit would double its syncs).
-        """
-        if self.readonly or self.path == ":memory:":
-            yield
-            return
-        due, stop, failed = threading.Event(), threading.Event(), threading.Event()
-
-        def run() -> None:
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-                try:
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                    while True:
-                        due.wait(1.0)
-                        if stop.is_set():
-                            return  # the writer's close checkpoints what is left
-                        due.clear()
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        if min_interval:
-                            stop.wait(min_interval)
-                finally:
-                    conn.close()
-            except sqlite3.Error:
-                failed.set()
-
-        thread = threading.Thread(target=run, name="stripectl-checkpointer", daemon=True)
-        self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpoint_due, self._checkpointer_failed = due, failed
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            due.set()
-            thread.join()
-            self._checkpoints_inline()
-
-    def _checkpoints_inline(self) -> None:
-        self._checkpoint_due = None
-        self.conn.execute("PRAGMA wal_autocheckpoint=1000")
+    def write_batch(self) -> Any:
+        """Statements inside need no results (inserts, upserts): a server
+        engine sends them all before reading any answer. Errors surface at
+        the end of the block, still inside the transaction."""
+        return self.engine.write_batch()
 
     def data_version(self) -> int:
-        """Changes when another connection commits (SQLite's PRAGMA data_version);
-        this connection's own commits leave it as it is."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        """Changes when another connection commits; this connection's own
+        commits leave it as it is."""
+        return self.engine.data_version()
 
-    def meta_get(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+    # -- SQL ----------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """Run one statement of the store's SQL (`?` placeholders); returns a cursor."""
+        try:
+            return self.engine.execute(sql, params)
+        except self._errors as exc:
+            raise StoreError(f"cannot read the mirror {self.path}: {_line(exc)}") from exc
 
-    def meta_set(self, key: str, value: str) -> None:
-        """Call inside `transaction()`."""
-        self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self.engine.executemany(sql, rows)
+        except self._errors as exc:
+            raise StoreError(f"cannot write to the mirror {self.path}: {_line(exc)}") from exc
 
     def query(
         self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
     ) -> list[dict[str, Any]]:
-        cur = self.conn.execute(sql, params)
+        cur = self.execute(sql, params)
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
-    def close(self) -> None:
-        self.conn.close()
+    def columns(self, table: str) -> dict[str, str]:
+        return self.engine.columns(table)
 
-
-def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
-    if readonly:
-        uri = f"file:{Path(path).resolve()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
-    else:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-        # Before any pragma that changes the file (journal_mode=WAL converts a
-        # rollback-journal mirror): a newer schema is refused untouched.
-        _refuse_newer_schema(conn, path)
-        # Takes effect only when the file is created (a no-op on an existing WAL
-        # mirror). `events` rows are ~3.5 KB (raw bodies): with 4 KB pages each
-        # needs a page of its own; 16 KB pages cut the replay bench's SQLite
-        # write + checkpoint cost from ~40 to ~28 us per delivery, 64 KB pages
-        # to ~11-13 (fewer WAL frames and page splits; a new mirror starts at
-        # ~2 MB instead of ~0.5).
-        conn.execute("PRAGMA page_size=65536")
-        _switch_to_wal(conn)
-        # NORMAL in WAL mode still survives a process kill; only a power cut can
-        # lose the last commits, never corrupt the file.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        # Delivery ids are sha256 hex: inserts and dedupe lookups hit random
-        # index pages. The default 2 MB cache stops holding them past ~20k
-        # events; 16 MB took the bench's 50k-row insert from ~42 to ~34 us/row.
-        conn.execute("PRAGMA cache_size=-16000")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-def _refuse_newer_schema(conn: sqlite3.Connection, path: str) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        conn.close()
-        raise StoreError(
-            f"{path} has schema version {version}, newer than this stripectl "
-            f"understands ({SCHEMA_VERSION}); it was not changed",
-            hint="upgrade stripectl",
+    def upsert(self, table: str, row: dict[str, Any], pk: str) -> None:
+        """Insert `row`, or update the columns it carries (call inside `transaction()`)."""
+        cols = list(row)
+        sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != pk)
+        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+        self.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT({pk}) {action}",
+            tuple(row.values()),
         )
 
+    def insert(self, table: str, row: dict[str, Any], returning: str | None = None) -> Any:
+        """Insert one row (call inside `transaction()`); with `returning`, the
+        value of that column in the new row (an identity id)."""
+        cols = list(row)
+        sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        if returning is None:
+            self.execute(sql, tuple(row.values()))
+            return None
+        return self.execute(f"{sql} RETURNING {returning}", tuple(row.values())).fetchone()[0]
 
-def _switch_to_wal(conn: sqlite3.Connection) -> None:
-    """journal_mode=WAL needs a moment of exclusive access and SQLite does not
-    wait for it with the busy timeout: when several processes open a new mirror
-    at once, the losers get "database is locked" at once. Retry for a while."""
-    deadline = time.monotonic() + 30
-    while True:
+    def update(self, table: str, pk: str, key: Any, fields: dict[str, Any]) -> None:
+        if fields:
+            sets = ", ".join(f"{c} = ?" for c in fields)
+            self.execute(f"UPDATE {table} SET {sets} WHERE {pk} = ?", (*fields.values(), key))
+
+    def delete(self, table: str, pk: str, key: Any) -> None:
+        self.execute(f"DELETE FROM {table} WHERE {pk} = ?", (key,))
+
+    # -- meta and leases ------------------------------------------------------
+    def meta_get(self, key: str) -> str | None:
+        row = self.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_set(self, key: str, value: str) -> None:
+        """Call inside `transaction()`."""
+        self.upsert("meta", {"key": key, "value": value}, pk="key")
+
+    def try_lease(self, name: str) -> bool | None:
+        """Hold `name` until `release_lease` or this connection's end (see
+        Engine.try_lease); None when the engine cannot tell."""
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+            return self.engine.try_lease(name)
+        except self._errors as exc:
+            raise StoreError(f"cannot take a lease on the mirror {self.path}: {_line(exc)}") from exc
+
+    def release_lease(self, name: str) -> None:
+        # A lost connection has released it already.
+        with contextlib.suppress(*self._errors):
+            self.engine.release_lease(name)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _migrate(store: Store) -> None:
-    version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
+    engine = store.engine
+    version = engine.schema_version()
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{store.path} has schema version {version}, newer than this stripectl "
@@ -383,47 +355,64 @@ def _migrate(store: Store) -> None:
         with store.transaction():
             # Re-read under the write lock: two processes opening a new mirror
             # at once must not both run the same migration.
-            version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
+            version = engine.schema_version()
             if version >= SCHEMA_VERSION:
                 break
-            MIGRATIONS[version](store.db)
+            migration = MIGRATIONS[version]
+            migration(engine.schema_builder())
             version += 1
-            store.conn.execute(f"PRAGMA user_version = {version}")
-            store.meta_set(f"migrated_v{version}", json.dumps(int(time.time())))
+            now = int(time.time())
+            engine.set_schema_version(version, migration.__name__, now)
+            store.meta_set(f"migrated_v{version}", json.dumps(now))
 
 
-def open_store(path: str, *, dry_run: bool = False) -> Store:
-    """Open (creating and migrating) the mirror at `path`.
+def mirror_exists(target: str, *, schema: str | None = None) -> bool:
+    """Whether a mirror is at `target` (a file, or a migrated schema on a
+    server), without creating one."""
+    from stripectl.store.engine import is_url
 
-    With `dry_run`, nothing on disk is touched: an existing file is opened
+    if not is_url(target):
+        return target == ":memory:" or Path(target).exists()
+    try:
+        store = open_store(target, dry_run=True, schema=schema)
+    except StoreError as exc:
+        if "schema version" in exc.message:
+            return True  # there, at another version
+        raise
+    try:
+        return store.path != ":memory:"
+    finally:
+        store.close()
+
+
+def open_store(path: str, *, dry_run: bool = False, schema: str | None = None) -> Store:
+    """Open (creating and migrating) the mirror at `path`: a file path or a
+    postgresql:// URL (then `schema`, default `stripectl`, holds its tables).
+
+    With `dry_run`, nothing is written: an existing mirror is opened
     read-only, a missing one is replaced by an empty in-memory mirror.
     """
+    engine: Engine | None = None
     try:
-        if dry_run:
-            if path != ":memory:" and Path(path).exists():
-                store = Store(_connect(path, readonly=True), path=path, readonly=True)
-                version = int(store.conn.execute("PRAGMA user_version").fetchone()[0])
-                if version != SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{path} is at schema version {version}; run once without "
-                        "--dry-run to migrate it"
-                    )
-                return store
-            store = Store(_connect(":memory:", readonly=False), path=":memory:")
-            _migrate(store)
-            store.readonly = True
+        engine, empty = open_engine(path, readonly=dry_run, schema=schema)
+        store = Store(engine, readonly=dry_run and not empty)
+        if dry_run and not empty:
+            version = engine.schema_version()
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{store.path} is at schema version {version}; run once without "
+                    "--dry-run to migrate it"
+                )
             return store
-        parent = Path(path).parent
-        if path != ":memory:" and not parent.exists():
-            raise StoreError(f"cannot create the mirror {path}: folder {parent} does not exist")
-        # An empty file (`touch stripectl.db`) is a new mirror too: SQLite fills it.
-        is_new = path != ":memory:" and (not Path(path).exists() or Path(path).stat().st_size == 0)
-        store = Store(_connect(path, readonly=False), path=path)
-        if is_new:
-            # The inbox keeps raw webhook bodies (customer data, PaymentIntent
-            # client secrets): owner-only, like a key file.
-            os.chmod(path, 0o600)
         _migrate(store)
+        store.readonly = dry_run
         return store
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open the mirror {path}: {exc}") from exc
+    except StoreError:
+        if engine is not None:
+            engine.close()
+        raise
+    except Exception as exc:
+        if engine is None or not isinstance(exc, engine.errors):
+            raise
+        engine.close()
+        raise StoreError(f"cannot open the mirror {engine.target}: {_line(exc)}") from exc

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from stripectl.store.db import Store
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 _CHUNK = 500
 
@@ -58,10 +55,13 @@ def body_bytes(value: str | bytes | memoryview | None) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
-def migrate_text_bodies(db: sqlite_utils.Database) -> None:
+def migrate_text_bodies(db: Any) -> None:
     """Migration 4: events.body as TEXT where the raw bytes are valid UTF-8
     (see storable_body); a body that is not stays a BLOB. In rowid batches,
-    inside the migration's transaction."""
+    inside the migration's transaction. PostgreSQL keeps every body as
+    BYTEA (exact bytes; its text cannot hold every body): nothing to do."""
+    if getattr(db, "dialect", "sqlite") == "postgres":
+        return
     conn = db.conn
     last = 0
     while True:
@@ -77,10 +77,6 @@ def migrate_text_bodies(db: sqlite_utils.Database) -> None:
         conn.executemany("UPDATE events SET body = ? WHERE rowid = ?", updates)
 
 
-_UPSERT = (
-    f"INSERT OR REPLACE INTO events ({', '.join(EventRow._fields)}) "
-    f"VALUES ({', '.join('?' * len(EventRow._fields))})"
-)
 
 
 def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) -> None:
@@ -93,10 +89,21 @@ def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) ->
     a previously rejected delivery passes on a re-run (e.g. the right secret).
     """
     if rows:
-        b = _BODY
-        store.conn.executemany(
-            _UPSERT, [(*r[:b], storable_body(r[b]), *r[b + 1 :]) for r in rows]
-        )
+        if store.dialect == "sqlite":
+            # TEXT when the bytes are valid UTF-8 (storable_body); PostgreSQL
+            # keeps BYTEA (binding a str there would read it as bytea text).
+            b = _BODY
+            rows = [(*r[:b], storable_body(r[b]), *r[b + 1 :]) for r in rows]
+        # Engine-specific: INSERT OR REPLACE on SQLite, ON CONFLICT on PostgreSQL.
+        sql = _upserts.get(store.dialect)
+        if sql is None:
+            sql = _upserts[store.dialect] = store.engine.replace_sql(
+                "events", EventRow._fields, "delivery_id"
+            )
+        store.executemany(sql, rows)
+
+
+_upserts: dict[str, str] = {}
 
 
 def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
@@ -104,12 +111,12 @@ def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), _CHUNK):
         part = unique[start : start + _CHUNK]
-        out.extend(store.conn.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
+        out.extend(store.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
     return out
 
 
 def any_events(store: Store) -> bool:
-    return store.conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
+    return store.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
 
 
 def known_deliveries(store: Store, delivery_ids: list[str]) -> dict[str, tuple[str, str | None]]:
@@ -135,5 +142,5 @@ def accepted_event_ids(store: Store, event_ids: list[str]) -> set[str]:
 def event_counts(store: Store) -> dict[str, int]:
     return {
         str(r[0]): int(r[1])
-        for r in store.conn.execute("SELECT outcome, count(*) FROM events GROUP BY outcome")
+        for r in store.execute("SELECT outcome, count(*) FROM events GROUP BY outcome")
     }

@@ -19,6 +19,13 @@ _DAMAGED = ("malformed", "not a database", "corrupt")
 def store_fault(exc: BaseException) -> StoreError | None:
     """The StoreError `exc` stands for, or None when it is not a store fault."""
     import sqlite3
+    import sys
+
+    psycopg = sys.modules.get("psycopg")  # loaded only for a postgresql:// mirror
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        # The server went away, refused us, ran out of space or timed out.
+        return StoreError(f"the mirror cannot be read or written: {str(exc).strip()[:300]}",
+                          hint="check that the PostgreSQL server runs and accepts this role")
 
     if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
                   | sqlite3.NotSupportedError):

@@ -73,7 +73,7 @@ def iter_deliveries(
         + (f" WHERE {' AND '.join(where)}" if where else "")
         + " ORDER BY COALESCE(received_at, stored_at), rowid"
     )
-    cur = store.conn.execute(sql, params)
+    cur = store.execute(sql, params)
     try:
         while rows := cur.fetchmany(_FETCH):
             for r in rows:
@@ -98,7 +98,7 @@ def count_by_event(store: Store) -> dict[str, int]:
     """event_id -> number of stored rows whose outcome is not rejected."""
     return {
         str(r[0]): int(r[1])
-        for r in store.conn.execute(
+        for r in store.execute(
             "SELECT event_id, count(*) FROM events WHERE outcome != 'rejected' "
             "AND event_id IS NOT NULL GROUP BY event_id"
         )

@@ -15,14 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
     from stripectl.store.db import Store
 
 TABLE = "idempotency_keys"
 
 
-def migrate(db: sqlite_utils.Database) -> None:
+def migrate(db: Any) -> None:
     db.table(TABLE).create(
         {
             "key": str,
@@ -57,12 +55,12 @@ def get(store: Store, key: str) -> dict[str, Any] | None:
 
 def insert(store: Store, row: dict[str, Any]) -> None:
     """Call inside `store.transaction()`."""
-    store.db.table(TABLE).insert(row, pk="key")
+    store.insert(TABLE, row)
 
 
 def update(store: Store, key: str, fields: dict[str, Any]) -> None:
     """Call inside `store.transaction()`."""
-    store.db.table(TABLE).update(key, fields)
+    store.update(TABLE, "key", key, fields)
 
 
 def rows(store: Store, *, state: str | None = None) -> list[dict[str, Any]]:

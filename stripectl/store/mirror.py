@@ -54,7 +54,7 @@ def put_rows(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
             f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
             f"ON CONFLICT(id) DO UPDATE SET {updates}"
         )
-        store.conn.executemany(sql, values)
+        store.executemany(sql, values)
 
 
 def get_row(store: Store, table: str, row_id: str) -> dict[str, Any] | None:
@@ -82,9 +82,8 @@ def newest_invoices_for_subscriptions(
     """Each subscription's newest invoice by (last_event_created, id), the
     order of subscription_report.latest_invoices, and only `columns`.
 
-    SQLite takes a bare column of a GROUP BY query with a single max() from
-    the row holding that max (documented in "SELECT", bare columns in an
-    aggregate query). Reading every invoice with all its columns was most of
+    The query is the engine's (SQLite: a bare column beside max(); PostgreSQL:
+    DISTINCT ON). Reading every invoice with all its columns was most of
     the 5,000-subscription access report of bench/replay.py (~75 -> ~25 ms).
     """
     wanted = list(dict.fromkeys(i for i in sub_ids if i))
@@ -92,13 +91,13 @@ def newest_invoices_for_subscriptions(
     for start in range(0, len(wanted), _CHUNK):
         part = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(part))
-        rows = store.query(
-            f"SELECT {columns}, max(printf('%020d|%s', coalesce(last_event_created, 0), id)) "
-            f"AS newest_key FROM invoices WHERE subscription IN ({marks}) GROUP BY subscription",
-            tuple(part),
+        sql = store.engine.newest_per_group_sql(
+            "invoices", columns, "subscription", ("last_event_created", "id"),
+            f"subscription IN ({marks})",
         )
+        rows = store.query(sql, tuple(part))
         for row in rows:
-            del row["newest_key"]
+            row.pop("newest_key", None)
         out.extend(rows)
     return out
 
@@ -117,9 +116,32 @@ def invoices_for_subscriptions(store: Store, sub_ids: Iterable[str]) -> list[dic
 
 def checkout_link(store: Store, subscription_id: str) -> tuple[str | None, str | None] | None:
     """The user a completed checkout session attached to this subscription."""
-    row = store.conn.execute(
+    # NULLS LAST and the id: the same pick on both engines (PostgreSQL
+    # sorts NULL first in DESC, SQLite last; a tie was the engine's choice).
+    row = store.execute(
         "SELECT user_id, plan_name FROM checkout_sessions WHERE subscription = ? "
-        "AND user_id IS NOT NULL ORDER BY last_event_created DESC LIMIT 1",
+        "AND user_id IS NOT NULL ORDER BY last_event_created DESC NULLS LAST, id DESC LIMIT 1",
         (subscription_id,),
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def checkout_links(
+    store: Store, subscription_ids: Iterable[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """`checkout_link` of many subscriptions in one query per 500 (a sync of
+    10,000 subscriptions asked once per row: a round trip each on a server)."""
+    wanted = list(dict.fromkeys(i for i in subscription_ids if i))
+    best: dict[str, tuple[tuple[int, int, str], tuple[str | None, str | None]]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        part = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(part))
+        for sub, user, plan, created, cs_id in store.execute(
+            "SELECT subscription, user_id, plan_name, last_event_created, id FROM checkout_sessions "
+            f"WHERE subscription IN ({marks}) AND user_id IS NOT NULL",
+            tuple(part),
+        ).fetchall():
+            key = (0 if created is None else 1, created or 0, cs_id)
+            if sub not in best or key > best[sub][0]:
+                best[sub] = (key, (user, plan))
+    return {sub: link for sub, (_, link) in best.items()}

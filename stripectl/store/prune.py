@@ -33,26 +33,34 @@ def prune(store: Store, *, bodies: bool, personal: bool, received_before: int | 
     """NULL the raw bodies (received before `received_before`, or all) and/or
     the contact details; then rebuild the file so the bytes are gone."""
     counts = PruneCounts()
-    store.conn.execute("PRAGMA secure_delete = ON")
+    store.engine.scrub_begin()  # SQLite: secure_delete
+    touched: list[str] = []
     with store.transaction():
         if bodies:
-            cur = store.conn.execute(
-                "UPDATE events SET body = NULL WHERE body IS NOT NULL "
-                "AND (? IS NULL OR COALESCE(received_at, stored_at) < ?)",
-                (received_before, received_before),
-            )
+            if received_before is None:
+                cur = store.execute("UPDATE events SET body = NULL WHERE body IS NOT NULL")
+            else:
+                cur = store.execute(
+                    "UPDATE events SET body = NULL WHERE body IS NOT NULL "
+                    "AND COALESCE(received_at, stored_at) < ?",
+                    (received_before,),
+                )
             counts.bodies = cur.rowcount
+            if counts.bodies:
+                touched.append("events")
         if personal:
             for table, columns in PERSONAL_COLUMNS.items():
                 sets = ", ".join(f"{c} = NULL" for c in columns)
                 where = " OR ".join(f"{c} IS NOT NULL" for c in columns)
-                cur = store.conn.execute(f"UPDATE {table} SET {sets} WHERE {where}")
+                cur = store.execute(f"UPDATE {table} SET {sets} WHERE {where}")
                 counts.personal += cur.rowcount
-    if counts.bodies or counts.personal:
-        store.conn.execute("VACUUM")
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if cur.rowcount:
+                    touched.append(table)
+    # Rewrite what held the old values (SQLite: VACUUM + WAL truncate;
+    # PostgreSQL: VACUUM FULL of the touched tables).
+    store.engine.scrub_end(touched)
     return counts
 
 
 def pruned_bodies(store: Store) -> int:
-    return int(store.conn.execute("SELECT count(*) FROM events WHERE body IS NULL").fetchone()[0])
+    return int(store.execute("SELECT count(*) FROM events WHERE body IS NULL").fetchone()[0])

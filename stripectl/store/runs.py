@@ -6,12 +6,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
     from stripectl.store.db import Store
 
 
-def migrate(db: sqlite_utils.Database) -> None:
+def migrate(db: Any) -> None:
     db.table("reconcile_runs").create(
         {
             "id": int,
@@ -42,14 +40,12 @@ def record_run(store: Store, run: dict[str, Any]) -> int:
     for key in ("counts", "ignored"):
         if not isinstance(row.get(key), str):
             row[key] = json.dumps(row.get(key) or ({} if key == "counts" else []), sort_keys=True)
-    table = store.db.table("reconcile_runs")
-    table.insert(row, alter=False)
-    return int(str(table.last_pk))
+    return int(store.insert("reconcile_runs", row, returning="id"))
 
 
 def set_exit_code(store: Store, run_id: int, exit_code: int) -> None:
     """Call inside `store.transaction()`."""
-    store.conn.execute("UPDATE reconcile_runs SET exit_code = ? WHERE id = ?", (exit_code, run_id))
+    store.execute("UPDATE reconcile_runs SET exit_code = ? WHERE id = ?", (exit_code, run_id))
 
 
 def recent_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:

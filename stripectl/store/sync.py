@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stripectl.store.db import Store
-from stripectl.store.mirror import checkout_link, get_rows, put_rows
+from stripectl.store.mirror import checkout_links, get_rows, put_rows
 
 # What a snapshot says about a subscription (webhooks/snapshots.subscription_row).
 SUBSCRIPTION_CONTENT = (
@@ -96,7 +96,7 @@ def subscription_newer_than_snapshot(
 
 
 def _event_only_columns(store: Store) -> tuple[str, ...]:
-    cols = store.db["subscriptions"].columns_dict
+    cols = store.columns("subscriptions")
     return tuple(c for c in _EVENT_ONLY if c in cols)
 
 
@@ -128,13 +128,14 @@ def apply_subscription_snapshots(
     }
     full: list[dict[str, Any]] = []
     touch: list[dict[str, Any]] = []
+    links = checkout_links(store, [r["id"] for r in rows if not r.get("user_id")])
     for row in rows:
         old = local.get(row["id"])
         if old is not None and newer_than_snapshot(old, snapshot_at):
             out.skipped_newer.append(row["id"])
             continue
         if not row.get("user_id"):
-            _keep_user_link(store, row, old)
+            _keep_user_link(links.get(row["id"]), row, old)
         if old is None:
             full.append({**row, "status_since": snapshot_at, **stamp})
             out.created.append(row["id"])
@@ -154,10 +155,11 @@ def apply_subscription_snapshots(
     return out
 
 
-def _keep_user_link(store: Store, row: dict[str, Any], old: dict[str, Any] | None) -> None:
+def _keep_user_link(
+    link: tuple[str | None, str | None] | None, row: dict[str, Any], old: dict[str, Any] | None
+) -> None:
     # As replay does (webhooks/apply.py): a subscription without metadata
     # user_id keeps the user its Checkout Session (or the mirror) named.
-    link = checkout_link(store, row["id"])
     if link is None and old is not None:
         link = (old.get("user_id"), old.get("plan_name"))
     if link is not None:
@@ -170,7 +172,7 @@ def delete_subscriptions(store: Store, ids: list[str], *, snapshot_at: int) -> l
     gone: list[str] = []
     for row in get_rows(store, "subscriptions", ids).values():
         if not newer_than_snapshot(row, snapshot_at):
-            store.db.table("subscriptions").delete(row["id"])
+            store.delete("subscriptions", "id", row["id"])
             gone.append(row["id"])
     return gone
 
@@ -185,7 +187,7 @@ def apply_invoice_snapshot(
         return False
     stamp = {"last_event_id": event_id, "last_event_created": snapshot_at, "updated_at": now,
              "source": "api"}
-    cols = store.db["invoices"].columns_dict
+    cols = store.columns("invoices")
     stamp.update(dict.fromkeys(c for c in _EVENT_ONLY if c in cols))
     put_rows(store, "invoices", [{**row, **stamp}])
     return True
@@ -193,7 +195,7 @@ def apply_invoice_snapshot(
 
 def iter_subscription_index(store: Store) -> Iterator[tuple[Any, ...]]:
     """Every mirror subscription as an INDEX_COLUMNS tuple (reads only)."""
-    cur = store.conn.execute(f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions")
+    cur = store.execute(f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions")
     while True:
         batch = cur.fetchmany(2000)
         if not batch:
@@ -206,7 +208,7 @@ def index_rows(store: Store, ids: list[str]) -> dict[str, tuple[Any, ...]]:
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
-    cur = store.conn.execute(
+    cur = store.execute(
         f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions WHERE id IN ({marks})", ids
     )
     return {row[0]: row for row in cur.fetchall()}
@@ -214,15 +216,18 @@ def index_rows(store: Store, ids: list[str]) -> dict[str, tuple[Any, ...]]:
 
 # Reconcile checks listed ids off in a temporary table (this connection only,
 # never the mirror's file), so memory does not grow with the account's size.
-_LISTED = "temp.stripectl_listed"
+def _listed(store: Store) -> str:
+    # Each engine names its session-private schema: temp (SQLite), pg_temp.
+    return "pg_temp.stripectl_listed" if store.dialect == "postgres" else "temp.stripectl_listed"
 
 
 def listed_begin(store: Store) -> None:
-    # Its journal in memory: the temp table's file would otherwise get a journal
-    # file created and deleted for every statement (~6 ms a page).
-    store.conn.execute("PRAGMA temp.journal_mode=MEMORY")
-    store.conn.execute("CREATE TEMP TABLE IF NOT EXISTS stripectl_listed (id TEXT PRIMARY KEY)")
-    store.conn.execute(f"DELETE FROM {_LISTED}")
+    if store.dialect == "sqlite":
+        # Its journal in memory: the temp table's file would otherwise get a journal
+        # file created and deleted for every statement (~6 ms a page).
+        store.execute("PRAGMA temp.journal_mode=MEMORY")
+    store.execute("CREATE TEMP TABLE IF NOT EXISTS stripectl_listed (id TEXT PRIMARY KEY)")
+    store.execute(f"DELETE FROM {_listed(store)}")
 
 
 def listed_add(store: Store, ids: list[str]) -> list[str]:
@@ -230,21 +235,21 @@ def listed_add(store: Store, ids: list[str]) -> list[str]:
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
-    known = {r[0] for r in store.conn.execute(
-        f"SELECT id FROM {_LISTED} WHERE id IN ({marks})", ids
+    known = {r[0] for r in store.execute(
+        f"SELECT id FROM {_listed(store)} WHERE id IN ({marks})", ids
     )}
     fresh = list(dict.fromkeys(i for i in ids if i not in known))
     if fresh:
         values = ",".join("(?)" * 1 for _ in fresh)
-        store.conn.execute(f"INSERT INTO {_LISTED} (id) VALUES {values}", fresh)
+        store.execute(f"INSERT INTO {_listed(store)} (id) VALUES {values}", fresh)
     return fresh
 
 
 def iter_unlisted_index(store: Store) -> Iterator[tuple[Any, ...]]:
     """INDEX_COLUMNS tuples of mirror rows the listing did not return, by id."""
-    cur = store.conn.execute(
+    cur = store.execute(
         f"SELECT {', '.join(INDEX_COLUMNS)} FROM subscriptions "
-        f"WHERE id NOT IN (SELECT id FROM {_LISTED}) ORDER BY id"
+        f"WHERE id NOT IN (SELECT id FROM {_listed(store)}) ORDER BY id"
     )
     while True:
         batch = cur.fetchmany(2000)
@@ -254,11 +259,11 @@ def iter_unlisted_index(store: Store) -> Iterator[tuple[Any, ...]]:
 
 
 def listed_end(store: Store) -> None:
-    store.conn.execute(f"DROP TABLE IF EXISTS {_LISTED}")
+    store.execute(f"DROP TABLE IF EXISTS {_listed(store)}")
 
 
 def count_subscriptions(store: Store) -> int:
-    return int(store.conn.execute("SELECT count(*) FROM subscriptions").fetchone()[0])
+    return int(store.execute("SELECT count(*) FROM subscriptions").fetchone()[0])
 
 
 def subscriptions_of(store: Store, subject: str) -> dict[str, Any]:

@@ -270,9 +270,25 @@ def conn_args(url: str, db: object, *, retries: int = 2, timeout: float = 10) ->
     ]
 
 
+def _url_rows(db: object, sql: str) -> list[dict[str, Any]] | None:
+    """A postgresql:// mirror read through the store (None for a file)."""
+    if not str(db).startswith("postgresql://"):
+        return None
+    from stripectl.store import open_store
+
+    store = open_store(str(db), dry_run=True)
+    try:
+        return store.query(sql)
+    finally:
+        store.close()
+
+
 def ledger_rows(db: object) -> list[dict[str, Any]]:
     """Read-only look at the ledger from a separate connection (what another process sees)."""
     import sqlite3
+
+    if (pg := _url_rows(db, "SELECT * FROM idempotency_keys ORDER BY created_at, key")) is not None:
+        return pg
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -285,6 +301,9 @@ def ledger_rows(db: object) -> list[dict[str, Any]]:
 
 def mirror_rows(db: object, table: str) -> list[dict[str, Any]]:
     import sqlite3
+
+    if (pg := _url_rows(db, f"SELECT * FROM {table} ORDER BY id")) is not None:
+        return pg
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
