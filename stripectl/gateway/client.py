@@ -111,6 +111,7 @@ class Gateway:
     settings: GatewaySettings
     key: str = field(repr=False)
     limiter: RateLimiter | None = None  # shared by every request of this process
+    http: PacedRequestsClient | None = None  # the client handed to the SDK
 
     @property
     def livemode(self) -> bool:
@@ -149,7 +150,7 @@ def connect(settings: GatewaySettings, *, mirror_livemode: bool | None = None) -
         max_network_retries=settings.max_network_retries,
         http_client=http_client,
     )
-    return Gateway(client=client, settings=settings, key=key, limiter=limiter)
+    return Gateway(client=client, settings=settings, key=key, limiter=limiter, http=http_client)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

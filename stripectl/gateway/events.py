@@ -15,8 +15,9 @@ from typing import Any
 
 from stripe.params import EventListParams, EventListParamsCreated
 
-from stripectl.errors import StripeAPIError, UsageError
+from stripectl.errors import UsageError
 from stripectl.gateway.client import Gateway, to_dict
+from stripectl.gateway.list_page import list_page
 from stripectl.gateway.windows import ListingStats, list_windows
 
 PAGE_LIMIT = 100  # Stripe's maximum page size
@@ -98,10 +99,7 @@ def list_event_pages(
             params["created"] = created
         if after:
             params["starting_after"] = after
-        resp = gateway.call(lambda: gateway.client.raw_request("get", "/v1/events", **params))
-        body = resp.data
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise StripeAPIError("unexpected list response from Stripe: /v1/events without a data list")
-        return [e for e in body["data"] if isinstance(e, dict)], bool(body.get("has_more"))
+        data, has_more = list_page(gateway, "/v1/events", params)
+        return [e for e in data if isinstance(e, dict)], has_more
 
     return list_windows(fetch, lo=since, upper=upper, stats=stats, concurrency=gateway.concurrency)

@@ -28,6 +28,7 @@ from stripe.params import SubscriptionListParams
 
 from stripectl.errors import StripeAPIError
 from stripectl.gateway.client import Gateway, to_dict
+from stripectl.gateway.list_page import list_page
 from stripectl.gateway.windows import ListingStats, list_windows
 
 PAGE_LIMIT = 100  # Stripe's maximum page size
@@ -78,29 +79,15 @@ def iter_subscription_pages(
         params: dict[str, Any] = dict(_list_params(status, customer, limit))
         if starting_after:
             params["starting_after"] = starting_after
-        resp = gateway.call(
-            lambda p=params: gateway.client.raw_request("get", "/v1/subscriptions", **p)  # type: ignore[misc]
-        )
-        body = resp.data
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            # Outside gateway.call: a stripe.* exception here would escape as a bug (exit 70).
-            raise StripeAPIError(
-                "unexpected list response from Stripe: /v1/subscriptions without a data list"
-            )
-        data: list[dict[str, Any]] = body["data"]
+        data, has_more = list_page(gateway, "/v1/subscriptions", params)
         yield data
-        if not body.get("has_more") or not data:
+        if not has_more or not data:
             return
         starting_after = str(data[-1]["id"])
 
 
 def _list_body(gateway: Gateway, path: str, params: dict[str, Any]) -> tuple[list[Any], bool]:
-    resp = gateway.call(lambda: gateway.client.raw_request("get", path, **params))
-    body = resp.data
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        # Outside gateway.call: a stripe.* exception here would escape as a bug (exit 70).
-        raise StripeAPIError(f"unexpected list response from Stripe: {path} without a data list")
-    return body["data"], bool(body.get("has_more"))
+    return list_page(gateway, path, params)
 
 
 def list_subscription_pages(
