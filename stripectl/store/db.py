@@ -169,13 +169,13 @@ def _v4(db: Any) -> None:
     events.migrate_text_bodies(db)
 
 
-def _v5(db: sqlite_utils.Database) -> None:
+def _v5(db: Any) -> None:
     from stripectl.store import refunds
 
     refunds.migrate(db)
 
 
-def _v6(db: sqlite_utils.Database) -> None:
+def _v6(db: Any) -> None:
     from stripectl.store import history
 
     history.migrate(db)
