@@ -39,7 +39,7 @@ def fish(line: str, action: str = "get-args") -> subprocess.CompletedProcess[str
 
 
 def test_bash_completes_command_names_from_the_table() -> None:
-    assert bash("stripectl re") == ["replay-webhook", "reconcile"]
+    assert bash("stripectl re") == ["replay-webhook", "refunds", "reconcile"]
     assert set(bash("stripectl ")) >= set(COMMANDS)
 
 
@@ -56,7 +56,7 @@ def test_command_names_are_completed_without_importing_any_command_module() -> N
 def test_bash_completes_flags_subcommands_and_format_values() -> None:
     assert {"--format", "--fix"} <= set(bash("stripectl reconcile --f"))
     assert bash("stripectl reconcile --format j") == ["json", "jsonl", "junit"]
-    assert bash("stripectl payments ") == ["create"]
+    assert bash("stripectl payments ") == ["create", "capture", "cancel", "show"]
     assert "--project-name" in bash("stripectl sync --pro")
 
 

@@ -189,7 +189,15 @@ def mirror_section(store: Store, subject: Subject) -> Section:
 
 
 # Built in this order; append a provider to add a section (see the module doc).
-SECTIONS: list[SectionProvider] = [deliveries_section, mirror_section]
+def _refunds_section(store: Store, subject: Subject) -> Section | None:
+    # Imported when called: history_refunds imports this module by name.
+    from stripectl.services.history_refunds import refunds_section
+
+    section: Section | None = refunds_section(store, subject)
+    return section
+
+
+SECTIONS: list[SectionProvider] = [deliveries_section, mirror_section, _refunds_section]
 
 
 # ---- access ------------------------------------------------------------------

@@ -37,9 +37,11 @@ DELIVERY_COLUMNS = (
 
 def migrate(db: Any) -> None:
     """Tables and indexes for history lookups (sqlite-utils Database)."""
+    # WITHOUT ROWID is SQLite's clustered primary key; PostgreSQL (PgSchema) has no such clause.
+    clustered = "" if type(db).__name__ == "PgSchema" else " WITHOUT ROWID"
     db.execute(
         "CREATE TABLE IF NOT EXISTS history_index (ref TEXT NOT NULL, delivery_id TEXT NOT NULL, "
-        "PRIMARY KEY (ref, delivery_id)) WITHOUT ROWID"
+        "PRIMARY KEY (ref, delivery_id))" + clustered
     )
     db.table("invoices").create_index(["customer"], if_not_exists=True)
     db.table("checkout_sessions").create_index(["customer"], if_not_exists=True)
