@@ -11,7 +11,43 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from json import JSONEncoder
 from json.encoder import encode_basestring_ascii
+from typing import Any
+
+import orjson
+
+
+# One encoder, reused: json.dumps(..., sort_keys=True) builds a new encoder per
+# call, ~3 us of the ~40 us a replayed delivery costs a worker.
+_CANONICAL = JSONEncoder(sort_keys=True, separators=(",", ":"))
+_PLAIN = (str, int, bool, type(None))
+
+
+def canonical(value: Any) -> str:
+    """`json.dumps(value, sort_keys=True, separators=(",", ":"))`, exactly.
+
+    The mirror's JSON columns (items, metadata) are compared as text, so the
+    text must not depend on which encoder wrote it. orjson writes the same
+    bytes for a flat dict, or a list of flat dicts, of strings, integers,
+    booleans and nulls when its output is ASCII without DEL (no escapes to
+    differ on;
+    tests/test_json_text.py checks it), ~10x faster: a sync of 100,000
+    subscriptions at 100 req/s spent a third of its CPU here. Anything else
+    (floats, nesting, non-ASCII text, integers beyond 64 bits) goes to the
+    stdlib encoder.
+    """
+    flat = (value.values() if isinstance(value, dict)
+            else (v for d in value if isinstance(d, dict) for v in d.values())
+            if isinstance(value, list) and all(isinstance(d, dict) for d in value) else None)
+    if flat is not None and all(isinstance(v, _PLAIN) for v in flat):
+        try:
+            out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
+            return _CANONICAL.encode(value)
+        if out.isascii() and b"\x7f" not in out:  # json escapes DEL, orjson does not
+            return out.decode("ascii")
+    return _CANONICAL.encode(value)
 
 
 def string_or_null(value: str | None) -> str:

@@ -271,19 +271,56 @@ def test_limiter_never_starts_more_than_rate_in_any_second() -> None:
 
 
 def test_limiter_is_shared_by_threads() -> None:
-    from stripectl.gateway.pacing import RateLimiter
+    from stripectl.gateway.pacing import BURST, RateLimiter
 
-    limiter = RateLimiter(200)
-    threads = [threading.Thread(target=lambda: [limiter.acquire() for _ in range(10)])
-               for _ in range(8)]
-    started = time.monotonic()
+    # A shared fake clock: safe, since one thread at a time waits for a slot.
+    now = [0.0]
+    starts: list[float] = []
+    record = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = RateLimiter(20, clock=lambda: now[0], sleep=sleep)
+
+    def work() -> None:
+        for _ in range(25):
+            limiter.acquire()
+            with record:
+                starts.append(now[0])
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert limiter.acquired == 80
-    # 80 starts 1.04/200 s apart: the last no sooner than 79 intervals after the first.
-    assert time.monotonic() - started >= 79 * 1.04 / 200 * 0.95
+    assert limiter.acquired == len(starts) == 200
+    starts.sort()
+    for i, s in enumerate(starts):
+        assert sum(1 for t in starts[i:] if t < s + 1.03) <= 20
+        # No burst: a fifth of a second holds its share (4) and BURST more.
+        assert sum(1 for t in starts[i:] if t < s + 0.2) <= 4 + BURST
+
+
+def test_limiter_catches_up_after_late_wake_ups() -> None:
+    """A thread woken 8 ms late (the GIL, a busy machine) must not stretch
+    every interval after it: the pace over 10 s stays at the limit."""
+    from stripectl.gateway.pacing import RateLimiter
+
+    now = [0.0]
+    starts: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds + 0.008
+
+    limiter = RateLimiter(100, clock=lambda: now[0], sleep=sleep)
+    while now[0] < 10.4:
+        limiter.acquire()
+        starts.append(now[0])
+    for i, s in enumerate(starts):
+        assert sum(1 for t in starts[i:] if t < s + 1.03) <= 100
+    # A fixed spacing from each wake-up would start 100 / (1.04 + 0.8) = 54 a second.
+    assert sum(1 for t in starts if t < 10.4) >= 950
 
 
 @st.composite
