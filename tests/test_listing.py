@@ -91,7 +91,11 @@ def test_skewed_account_spreads_over_windows(fake: tuple[HookedSubscriptions, st
     assert len(ids) == len(set(ids)) == len(times)
     assert sorted(ids) == sorted(sequential(gw(url)))
     assert stats.splits >= 2 and stats.windows >= 3
-    assert stats.requests == len(queries) <= 2 * (len(times) // 100 + 1) + 3
+    # Each window costs at most one request beyond its full pages (its last,
+    # partial one), and a small skewed listing is not cut into slivers.
+    pages = len(times) // 100 + 1
+    assert stats.requests == len(queries) <= pages + stats.windows
+    assert stats.windows <= 2 * pages
     # Every window asked for whole seconds, and the probe started alone.
     assert all("gte" in q["created"] for q in queries)
     assert queries[0]["created"] == {"gte": str(UPPER)}

@@ -47,6 +47,8 @@ from typing import Any
 
 import stripe
 
+from stripectl.gateway.transport import DirectGet
+
 DEFAULT_MAX_RPS = {"test": 20.0, "live": 20.0}
 WINDOW = 1.04  # seconds in which at most floor(rate) requests start: 40 ms of jitter
 SPACING_MARGIN = 1.04  # the nominal spacing, 4% wider than 1 / rate
@@ -186,7 +188,8 @@ class KeptBody:
 
 
 class PacedRequestsClient(stripe.RequestsClient):
-    """stripe-python's RequestsClient behind a shared limiter, with 429 backoff."""
+    """stripe-python's RequestsClient behind a shared limiter, with 429 backoff;
+    its GETs on urllib3 directly (gateway/transport.py)."""
 
     name = "requests"
 
@@ -199,6 +202,7 @@ class PacedRequestsClient(stripe.RequestsClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(timeout=timeout, **kwargs)
+        self.direct = DirectGet(timeout)  # GETs (gateway/transport.py says why)
         self.limiter = limiter
         self.max_429_retries = max_429_retries
         self._kept = threading.local()
@@ -243,10 +247,12 @@ class PacedRequestsClient(stripe.RequestsClient):
     def request(  # type: ignore[override]
         self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
-        send = super().request
-        result: tuple[bytes, int, Mapping[str, str]] = self._paced(
-            method, lambda: send(method, url, headers, post_data)
-        )
+        result: tuple[bytes, int, Mapping[str, str]]
+        if method.lower() == "get" and self.direct.usable(url):
+            result = self._paced(method, lambda: self.direct.get(url, headers))
+        else:
+            send = super().request
+            result = self._paced(method, lambda: send(method, url, headers, post_data))
         kept: KeptBody | None = getattr(self._kept, "current", None)
         if kept is not None and 200 <= result[1] < 300:
             kept.body = result[0]

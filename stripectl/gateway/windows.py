@@ -46,6 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from stripectl.errors import NetworkError, StripeAPIError
@@ -55,8 +56,8 @@ from stripectl.errors import NetworkError, StripeAPIError
 FetchPage = Callable[[int | None, int | None, str | None], tuple[list[dict[str, Any]], bool]]
 
 PAGE_ATTEMPTS = 4  # tries per page at this level, on top of the SDK's retries
-_CHUNK_PAGES = 8  # a split's continuation keeps about this many pages of the rest
-_MIN_PART_PAGES = 2  # no window of its own for less than this (at the last page's density)
+_CHUNK_PAGES = 16  # a split's continuation keeps about this many pages of the rest
+_MIN_PART_PAGES = 4  # no window of its own for less than this (at the last page's density)
 
 
 @dataclass
@@ -87,9 +88,15 @@ def _created(obj: dict[str, Any]) -> int:
     return value
 
 
-def _split(rest: Window, span: int, idle: int) -> list[Window]:
+def _split(rest: Window, span: int, idle: int, *, slack: bool = False) -> list[Window]:
     """Cut `rest` (which holds the cursor) into a continuation and up to
     `idle` fresh windows below it, one for each idle worker.
+
+    `slack`: few workers are idle (under a quarter), the others still keep
+    the limiter busy; only a window with many pages left is worth cutting,
+    since every cut costs a request (a last, partial page) and an idle
+    worker costs nothing while the limiter is the bottleneck. At the end of
+    a listing more workers fall idle and the last long windows are shared.
 
     At the density the last page showed (100 objects in `span` seconds), a
     part is worth a request of its own only if it holds at least
@@ -104,13 +111,16 @@ def _split(rest: Window, span: int, idle: int) -> list[Window]:
     top = rest.hi - 1  # the cursor's second: only the continuation may hold it
     below = top - rest.lo  # whole seconds under the cursor's second
     pages_below = below / max(1, span)
+    if slack and pages_below < 2 * _CHUNK_PAGES:
+        return [rest]
     parts = min(idle + 1, below + 1, int(pages_below // _MIN_PART_PAGES))
     if parts < 2:
         return [rest]
     base = max(1, span) * _CHUNK_PAGES
-    sizes = [base, *(base << i for i in range(parts - 2))]
-    if sum(sizes) > below:
+    if base * parts > below:
         sizes = [max(1, below // parts)] * (parts - 1)
+    else:  # the cuts stop at rest.lo: the lowest window takes what is left
+        sizes = [base, *(base << i for i in range(parts - 2))]
     cuts: list[int] = []
     edge = top
     for size in sizes:
@@ -122,7 +132,7 @@ def _split(rest: Window, span: int, idle: int) -> list[Window]:
         return [rest]
     out = [Window(cuts[0], rest.hi, rest.cursor, rest.tail_second, rest.tail_ids)]
     bounds = [*cuts, rest.lo]
-    out.extend(Window(low, high) for high, low in zip(bounds, bounds[1:], strict=False))
+    out.extend(Window(low, high) for high, low in pairwise(bounds))
     return out
 
 
@@ -278,7 +288,8 @@ def _scheduled(
                 if nxt is not None:
                     idle = concurrency - len(running) - len(pending)
                     span = _created(data[0]) - _created(data[-1]) if data else 1
-                    parts = _split(nxt, span, idle) if nxt.hi is not None else [nxt]
+                    parts = (_split(nxt, span, idle, slack=idle * 4 < concurrency)
+                             if nxt.hi is not None else [nxt])
                     if len(parts) > 1:
                         stats.splits += 1
                         stats.windows += len(parts) - 1
