@@ -232,6 +232,7 @@ def _scheduled(
     probe: Window | None = first
     pending: deque[Window] = deque([first])
     final_done = False
+    full_pages = 0  # pages that said has_more, in every window
     newest_seen: set[str] = set()  # ids returned by open-ended windows (created >= upper)
     running: dict[cf.Future[tuple[list[dict[str, Any]], bool]], Window] = {}
     pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stripectl-list")
@@ -283,10 +284,14 @@ def _scheduled(
                         pending.append(Window(lo, upper))
                         stats.windows += 1
                 page, nxt = _advance(w, data, has_more)
+                full_pages += bool(has_more)
                 if w.hi is None:
                     newest_seen.update(str(o.get("id")) for o in page if _created(o) >= upper)
                 if nxt is not None:
-                    idle = concurrency - len(running) - len(pending)
+                    # Slow start: new windows grow with the full pages seen so
+                    # far (2, 4, 8... in flight after 1, 2, 4 round trips), so a
+                    # small account is not asked for many empty windows.
+                    idle = min(concurrency - len(running) - len(pending), 2 * full_pages)
                     span = _created(data[0]) - _created(data[-1]) if data else 1
                     parts = (_split(nxt, span, idle, slack=idle * 4 < concurrency)
                              if nxt.hi is not None else [nxt])

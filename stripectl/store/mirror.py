@@ -8,6 +8,7 @@ caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 from stripectl.store.db import Store
@@ -71,7 +72,7 @@ def put_rows(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
                 f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([marks] * len(part))} "
                 f"ON CONFLICT(id) DO UPDATE SET {updates}"
             )
-            store.executemany(sql, [tuple(v for row in part for v in row)])
+            store.executemany(sql, [tuple(chain.from_iterable(part))])
 
 
 def get_row(store: Store, table: str, row_id: str) -> dict[str, Any] | None:
