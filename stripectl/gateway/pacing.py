@@ -1,9 +1,10 @@
 """One client-side rate limiter per gateway (a command builds one: per process).
 
 `PacedRequestsClient` is stripe-python's own `RequestsClient` (handed to
-`StripeClient(http_client=...)`, the SDK's public extension point) with two
-additions in `request()`, which the SDK calls once per attempt, its own
-network retries included:
+`StripeClient(http_client=...)`, the SDK's public extension point), its GETs
+sent on urllib3 directly (gateway/transport.py says why), with two additions
+in `request()`, which the SDK calls once per attempt, its own network
+retries included:
 
 - before each attempt it takes a slot from the shared `RateLimiter`;
 - a 429 to a read (GET) is waited out and sent again here (the SDK itself

@@ -13,14 +13,17 @@ whole seconds can be paged at once, each by its own cursor.
   one window and come in Stripe's own order; nothing can fall between two
   windows or belong to two. Within a window the cursor guarantees the rest.
 - A window whose page says `has_more` is split while workers are idle, into
-  one part per idle worker: a continuation keeps the cursor and about 8
+  one part per idle worker: a continuation keeps the cursor and about 16
   pages' worth of seconds (judged by that page's span), fresh windows of
   doubling size below it, and the lowest takes everything left and splits in
-  its turn. The second page of a listing so already has every worker busy
-  (one new window per round trip kept ~8 of 32 in flight: 43 req/s at a
-  100 req/s limit), and a skewed account (most objects last month) spreads
-  over every worker after a few pages, wherever its objects are; a fresh
-  window that turns out empty costs one request.
+  its turn. New windows grow with the full pages seen (slow start: 2, 4,
+  8... after 1, 2, 4 round trips), so every worker is busy after a few
+  round trips (one new window per round trip kept ~8 of 32 in flight: 43
+  req/s at a 100 req/s limit) while a small account is not asked for many
+  empty windows; a skewed account (most objects last month) spreads over
+  every worker after a few pages, wherever its objects are. A fresh window
+  that turns out empty costs one request; at 100,000 objects the listing
+  asks ~4% more than ceil(N/100) requests.
 - A page that fails (after the SDK's own retries) is asked again from the
   same cursor, up to `PAGE_ATTEMPTS` times: a window resumes where it
   stopped. If the cursor object was deleted meanwhile (`resource_missing`),
@@ -102,7 +105,7 @@ def _split(rest: Window, span: int, idle: int, *, slack: bool = False) -> list[W
     part is worth a request of its own only if it holds at least
     `_MIN_PART_PAGES` pages: a window about to end is left to finish. The
     continuation keeps about `_CHUNK_PAGES` pages' worth of seconds, fresh
-    windows below it double in size (8, 16, 32... pages' worth) and the
+    windows below it double in size (16, 16, 32, 64... pages' worth) and the
     lowest takes everything left. Doubling, not equal parts: the density may
     not hold further down, and where it does not, few windows are asked in
     vain; where it does, the large windows split in their turn. A range too
@@ -291,9 +294,10 @@ def _scheduled(
                     # Slow start: new windows grow with the full pages seen so
                     # far (2, 4, 8... in flight after 1, 2, 4 round trips), so a
                     # small account is not asked for many empty windows.
-                    idle = min(concurrency - len(running) - len(pending), 2 * full_pages)
+                    idle = concurrency - len(running) - len(pending)
                     span = _created(data[0]) - _created(data[-1]) if data else 1
-                    parts = (_split(nxt, span, idle, slack=idle * 4 < concurrency)
+                    parts = (_split(nxt, span, min(idle, 2 * full_pages),
+                                    slack=idle * 4 < concurrency)
                              if nxt.hi is not None else [nxt])
                     if len(parts) > 1:
                         stats.splits += 1

@@ -7,6 +7,7 @@ Subclass `FakeStripe` and implement `route()`. Every request is logged in
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     # Fault injection: close the socket without answering (after doing the work).
     drop_connection: bool = False
+    # gzip the body when the request accepts it (Stripe compresses what is asked for).
+    compress: bool = False
 
 
 def _set_nested(target: dict[str, Any], key: str, value: str) -> None:
@@ -122,7 +125,12 @@ def _handler(app: FakeStripe) -> type[BaseHTTPRequestHandler]:
                     self.connection.shutdown(2)
                 return
             payload = json.dumps(resp.body).encode()
+            gzipped = resp.compress and "gzip" in req.headers.get("accept-encoding", "")
+            if gzipped:
+                payload = gzip.compress(payload)
             self.send_response(resp.status)
+            if gzipped:
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Request-Id", f"req_fake_{len(app.requests)}")
