@@ -181,8 +181,14 @@ def _v6(db: Any) -> None:
     history.migrate(db)
 
 
+def _v7(db: Any) -> None:
+    from stripectl.store import history
+
+    history.migrate_rowid_index(db)
+
+
 # Append only: a released migration is never edited.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
