@@ -367,3 +367,35 @@ def test_a_failing_write_batch_rolls_the_transaction_back(store: Store) -> None:
         store_events.insert_events(store, [_event(2)])
         store.meta_set("after", "batch")
     assert store_events.event_counts(store) == {"applied": 1} and store.meta_get("after") == "batch"
+
+
+def test_a_writer_naming_thousands_takes_the_whole_mirror(mirror_target: str) -> None:
+    """A bulk chunk's names are not locked one by one (60,000 advisory locks
+    ran out of the server's shared lock table): it excludes every writer, as
+    an unnamed one does."""
+    import threading
+
+    a = open_store(mirror_target)
+    done: list[str] = []
+
+    def write() -> None:
+        b = open_store(mirror_target)
+        try:
+            with b.transaction(["o:subscriptions:sub_elsewhere"]):
+                b.meta_set("other", "1")
+            done.append("other")
+        finally:
+            b.close()
+
+    try:
+        with a.transaction([f"d:{n:064x}" for n in range(60_000)]):
+            a.meta_set("bulk", "1")
+            other = threading.Thread(target=write)
+            other.start()
+            other.join(timeout=0.5)
+            assert done == [], "a writer ran beside a bulk writer"
+        other.join(timeout=10)
+        assert done == ["other"] and a.meta_get("bulk") == "1"
+    finally:
+        a.close()
+

@@ -37,6 +37,8 @@ from stripectl.errors import ConfigError, StoreError
 from stripectl.store.engine.pg_sql import translate
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Names a write transaction locks one by one at most (see begin_write).
+MAX_NAMED_LOCKS = 1024
 
 
 def redact_url(url: str) -> str:
@@ -220,7 +222,20 @@ class PostgresEngine:
     def begin_write(self, names: Sequence[str] | None = None) -> None:
         import psycopg
 
-        keys = sorted({lock_key("stripectl", self.schema, "name", n) for n in names or ()})
+        wanted = set(names or ())
+        if len(wanted) > MAX_NAMED_LOCKS:
+            # A bulk writer (a replay chunk of thousands) takes the whole
+            # mirror instead: every advisory lock is an entry in the server's
+            # shared lock table, sized max_locks_per_transaction (64) per
+            # connection; a 3,000-delivery chunk names ~9,000 and a
+            # --chunk-size 20000 ran out of shared memory. Taking and releasing
+            # 9,000 cost ~50 ms of the server's time a chunk as well.
+            # Listener batches (at most 256 deliveries, ~3 names each) stay
+            # below and keep writing side by side; they wait for such a chunk
+            # as for a sync (lock_timeout). Either way is correct: fewer,
+            # coarser locks only exclude more.
+            wanted.clear()
+        keys = sorted({lock_key("stripectl", self.schema, "name", n) for n in wanted})
         if keys:
             # Named writers (replay chunks) share the mirror lock and exclude
             # each other name by name, all names taken in one statement in key
