@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stripectl.errors import ConfigError, StoreError
-from stripectl.store.engine.pg_sql import translate
+from stripectl.store.engine.pg_sql import native
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Names a write transaction locks one by one at most (see begin_write).
@@ -148,14 +148,14 @@ class PostgresEngine:
         import psycopg
 
         try:
-            return self.raw.execute(translate(sql), params)
+            return psycopg.RawCursor(self.raw).execute(native(sql), params)
         except psycopg.OperationalError:
             # A read outside a transaction on a connection the server dropped
             # (a restart, a failover): reconnect and read again, once.
             if self._in_tx or not self.raw.broken:
                 raise
             self._reconnect()
-            return self.raw.execute(translate(sql), params)
+            return psycopg.RawCursor(self.raw).execute(native(sql), params)
 
     def _reconnect(self) -> None:
         """A new session: leases of the old one are gone with it; its
@@ -169,10 +169,12 @@ class PostgresEngine:
         self._leases.clear()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        import psycopg
+
         # psycopg 3 sends the whole batch in pipeline mode: one round trip
-        # per batch, not one per row.
-        with self.raw.cursor() as cur:
-            cur.executemany(translate(sql), rows)
+        # per batch, not one per row. A RawCursor: see pg_sql.py.
+        with psycopg.RawCursor(self.raw) as cur:
+            cur.executemany(native(sql), rows)
 
     def replace_sql(self, table: str, columns: Sequence[str], pk: str) -> str:
         sets = [f"{c} = excluded.{c}" for c in columns if c != pk]
