@@ -399,3 +399,29 @@ def test_a_writer_naming_thousands_takes_the_whole_mirror(mirror_target: str) ->
     finally:
         a.close()
 
+
+def test_many_events_at_once_replace_stored_ones(store: Store) -> None:
+    """Outside a write batch PostgreSQL loads rows with COPY; a row already
+    stored (or twice in the rows) falls back to the replace statement: the
+    same table as row by row, on both engines."""
+    with store.transaction():
+        store_events.insert_events(store, [_event(n) for n in range(3)])
+    again = [_event(n, outcome="rejected", reason="x") for n in range(2, 600)]
+    with store.transaction():  # d0002 is stored: the bulk load falls back
+        store_events.insert_events(store, again)
+    rows = list(store_inbox.iter_deliveries(store))
+    assert len(rows) == 600 and [r.delivery_id for r in rows[:2]] == ["d0000", "d0001"]
+    assert rows[2].delivery_id == "d0002" and rows[2].outcome == "rejected"
+    fresh = [_event(n, body=bytes(range(256)) * 12) for n in range(600, 1200)]
+    with store.transaction():
+        store_events.insert_events(store, fresh)
+    bodies = {r.delivery_id: r.body for r in store_inbox.iter_deliveries(store)}
+    assert len(bodies) == 1200 and bodies["d1199"] == bytes(range(256)) * 12
+    with pytest.raises(StoreError), store.transaction():  # a failed transaction: none of them
+        store_events.insert_events(store, [_event(n) for n in range(1200, 1800)])
+        store.execute("INSERT INTO no_such_table VALUES (1)")
+    assert store_events.event_counts(store) == {"applied": 602, "rejected": 598}
+    twice = [_event(n) for n in range(1800, 2400)] + [_event(1800, outcome="duplicate")]
+    with store.transaction():  # one id twice in the rows: the later one is kept
+        store_events.insert_events(store, twice)
+    assert store_events.event_counts(store) == {"applied": 1201, "rejected": 598, "duplicate": 1}

@@ -278,6 +278,17 @@ class Store:
         except self._errors as exc:
             raise StoreError(f"cannot write to the mirror {self.path}: {_line(exc)}") from exc
 
+    def replace_rows(
+        self, table: str, columns: Sequence[str], pk: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert `rows`, each replacing a stored row with the same `pk`
+        (call inside `transaction()`). Outside `write_batch()` a server
+        engine loads them in bulk: many rows cost less there than in a batch."""
+        try:
+            self.engine.replace_rows(table, columns, pk, rows)
+        except self._errors as exc:
+            raise StoreError(f"cannot write to the mirror {self.path}: {_line(exc)}") from exc
+
     def query(
         self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
     ) -> list[dict[str, Any]]:

@@ -186,6 +186,13 @@ class PostgresEngine:
             f"ON CONFLICT ({pk}) DO UPDATE SET {', '.join(sets)}"
         )
 
+    def replace_rows(
+        self, table: str, columns: Sequence[str], pk: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        from stripectl.store.engine.pg_bulk import replace_rows
+
+        replace_rows(self, table, columns, pk, rows)
+
     def newest_per_group_sql(
         self, table: str, columns: str, group: str, order: Sequence[str], where: str
     ) -> str:
@@ -226,16 +233,13 @@ class PostgresEngine:
 
         wanted = set(names or ())
         if len(wanted) > MAX_NAMED_LOCKS:
-            # A bulk writer (a replay chunk of thousands) takes the whole
-            # mirror instead: every advisory lock is an entry in the server's
-            # shared lock table, sized max_locks_per_transaction (64) per
-            # connection; a 3,000-delivery chunk names ~9,000 and a
-            # --chunk-size 20000 ran out of shared memory. Taking and releasing
-            # 9,000 cost ~50 ms of the server's time a chunk as well.
-            # Listener batches (at most 256 deliveries, ~3 names each) stay
-            # below and keep writing side by side; they wait for such a chunk
-            # as for a sync (lock_timeout). Either way is correct: fewer,
-            # coarser locks only exclude more.
+            # A bulk writer (a replay chunk) takes the whole mirror instead:
+            # each advisory lock is an entry in the server's shared lock table
+            # (max_locks_per_transaction, 64, per connection); --chunk-size
+            # 20000 ran out of shared memory, and a 3,000-delivery chunk's
+            # ~9,000 cost the server ~50 ms. Listener batches (<= 256
+            # deliveries, ~3 names each) stay below, side by side; they wait
+            # for such a chunk as for a sync. Coarser locks only exclude more.
             wanted.clear()
         keys = sorted({lock_key("stripectl", self.schema, "name", n) for n in wanted})
         if keys:
