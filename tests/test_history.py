@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from stripectl.services import history as history_service
+from stripectl.store import open_store
 from tests import factories as f
 from tests.replay_helpers import SECRET, envelopes, run, write_jsonl
 
@@ -18,8 +19,9 @@ INV = "in_1HistoryExample0000001"
 CS = "cs_test_1HistoryExample000001"
 
 
-def _story(tmp_path: Path) -> Path:
-    """A user who paid, went past_due on a failed renewal, then recovered."""
+def _story(tmp_path: Path, db: str) -> str:
+    """A user who paid, went past_due on a failed renewal, then recovered;
+    `db`: a new mirror (a file or a postgresql:// URL: mirror_target)."""
     meta = {"user_id": USER}
     t = f.T0
     events = [
@@ -49,19 +51,31 @@ def _story(tmp_path: Path) -> Path:
                                 f.subscription(SUB, customer=CUS, status="canceled"),
                                 id="evt_forged", created=t + 300), "whsec_wrong_wrong_wrong", t=t + 300)
     p = write_jsonl(tmp_path / "d.jsonl", [*envs, forged])
-    db = tmp_path / "m.db"
-    res = run("replay-webhook", str(p), "--secret", SECRET, "--db", str(db), "--json")
+    res = run("replay-webhook", str(p), "--secret", SECRET, "--db", db, "--json")
     assert res.exit_code == 1, res.stdout  # the forged one is rejected
     return db
 
 
-def history_json(db: Path, subject: str) -> tuple[int, dict[str, Any]]:
+def _execute(db: str, *statements: str) -> None:
+    """Change the mirror behind the CLI's back, on either engine."""
+    store = open_store(db)
+    try:
+        with store.transaction():
+            for sql in statements:
+                store.execute(sql)
+    finally:
+        store.close()
+
+
+def history_json(db: Path | str, subject: str) -> tuple[int, dict[str, Any]]:
     res = run("history", subject, "--db", str(db), "--json")
     return res.exit_code, json.loads(res.stdout)
 
 
-def test_subscription_history_oldest_first_with_status_changes(tmp_path: Path) -> None:
-    db = _story(tmp_path)
+def test_subscription_history_oldest_first_with_status_changes(
+    tmp_path: Path, mirror_target: str
+) -> None:
+    db = _story(tmp_path, mirror_target)
     code, h = history_json(db, SUB)
     assert code == 0
     assert h["subject"] == {"id": SUB, "kind": "subscription"}
@@ -93,9 +107,9 @@ def test_subscription_history_oldest_first_with_status_changes(tmp_path: Path) -
     ],
 )
 def test_every_subject_kind_finds_its_deliveries(
-    tmp_path: Path, subject: str, kind: str, must_include: set[str]
+    tmp_path: Path, mirror_target: str, subject: str, kind: str, must_include: set[str]
 ) -> None:
-    db = _story(tmp_path)
+    db = _story(tmp_path, mirror_target)
     code, h = history_json(db, subject)
     assert code == 0 and h["subject"]["kind"] == kind
     assert must_include <= {d["event_id"] for d in h["deliveries"]}
@@ -104,46 +118,56 @@ def test_every_subject_kind_finds_its_deliveries(
     assert h["access"]["granted"] is True
 
 
-def test_payment_intent_history_and_its_access_subject(tmp_path: Path) -> None:
+def test_payment_intent_history_and_its_access_subject(tmp_path: Path, mirror_target: str) -> None:
     pi = f.payment_intent("pi_1HistoryExample00000001", status="succeeded")
     pi["customer"] = CUS
     evts = [f.event("payment_intent.succeeded", pi, id="evt_pi1", created=f.T0)]
     p = write_jsonl(tmp_path / "p.jsonl", envelopes(evts))
-    db = tmp_path / "m.db"
-    assert run("replay-webhook", str(p), "--secret", SECRET, "--db", str(db)).exit_code == 0
+    db = mirror_target
+    assert run("replay-webhook", str(p), "--secret", SECRET, "--db", db).exit_code == 0
     code, h = history_json(db, "pi_1HistoryExample00000001")
     assert code == 0 and [d["event_id"] for d in h["deliveries"]] == ["evt_pi1"]
     assert h["deliveries"][0]["status_after"] == "succeeded"
     assert h["access"]["subject"] == CUS and h["access"]["granted"] is False
 
 
-def test_denied_access_is_explained(tmp_path: Path) -> None:
+def test_denied_access_is_explained(tmp_path: Path, mirror_target: str) -> None:
     evts = [
         f.event("customer.subscription.created", f.subscription("sub_1HistoryDenied000001",
                 customer=CUS, status="canceled"), id="evt_d1", created=f.T0),
     ]
     p = write_jsonl(tmp_path / "d.jsonl", envelopes(evts))
-    db = tmp_path / "m.db"
-    run("replay-webhook", str(p), "--secret", SECRET, "--db", str(db))
+    db = mirror_target
+    run("replay-webhook", str(p), "--secret", SECRET, "--db", db)
     code, h = history_json(db, "sub_1HistoryDenied000001")
     assert code == 0 and h["access"] == {**h["access"], "granted": False, "why": "canceled"}
-    text = run("history", "sub_1HistoryDenied000001", "--db", str(db)).stdout
+    text = run("history", "sub_1HistoryDenied000001", "--db", db).stdout
     assert "DENIED" in text and "canceled" in text
     assert "\x1b[" not in text  # not a terminal: no colour
 
 
-def test_unknown_id_exits_1_and_a_missing_mirror_is_an_error(tmp_path: Path) -> None:
-    db = _story(tmp_path)
+def test_unknown_id_exits_1_and_a_missing_mirror_is_an_error(tmp_path: Path, mirror_target: str) -> None:
+    db = _story(tmp_path, mirror_target)
     code, h = history_json(db, "sub_unknown")
     assert code == 1 and h["deliveries"] == [] and h["mirror"][0]["in_mirror"] is False
     res = run("history", SUB, "--db", str(tmp_path / "nope.db"))
     assert res.exit_code == 6 and "no mirror at" in res.stderr
     assert not (tmp_path / "nope.db").exists()
+    if db.startswith("postgresql://"):  # another schema of the same server: none there either
+        res = run("--schema", "nobody_here", "history", SUB, "--db", db)
+        assert res.exit_code == 6 and "no mirror at" in res.stderr
+        store = open_store(db)
+        try:
+            assert store.execute(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'nobody_here'"
+            ).fetchone()[0] == 0
+        finally:
+            store.close()
 
 
-def test_table_output_lists_deliveries_and_the_verdict(tmp_path: Path) -> None:
-    db = _story(tmp_path)
-    res = run("history", SUB, "--db", str(db))
+def test_table_output_lists_deliveries_and_the_verdict(tmp_path: Path, mirror_target: str) -> None:
+    db = _story(tmp_path, mirror_target)
+    res = run("history", SUB, "--db", db)
     assert res.exit_code == 0
     out = res.stdout
     assert "active -> past_due" in out and "past_due -> active" in out
@@ -153,7 +177,7 @@ def test_table_output_lists_deliveries_and_the_verdict(tmp_path: Path) -> None:
 
 
 def test_history_queries_use_indexes_not_scans(tmp_path: Path) -> None:
-    db = _story(tmp_path)
+    db = _story(tmp_path, str(tmp_path / "m.db"))
     conn = sqlite3.connect(db)
 
     def plan(sql: str, params: tuple[Any, ...]) -> str:
@@ -170,14 +194,41 @@ def test_history_queries_use_indexes_not_scans(tmp_path: Path) -> None:
     assert "USING INDEX" in by_customer and "USING INDEX" in by_user
 
 
-def test_the_index_catches_up_with_new_deliveries(tmp_path: Path) -> None:
-    db = _story(tmp_path)
+def test_history_queries_use_indexes_not_scans_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    """With sequential scans priced out, a plan that still scans has no index
+    to use: the catch-up's rowid reads included (PostgreSQL's rowid is a
+    plain column, indexed by migration 7)."""
+    db = _story(tmp_path, pg_url)
+    store = open_store(db)
+    try:
+        store.execute("SET enable_seqscan = off")
+
+        def plan(sql: str, params: tuple[Any, ...] = ()) -> str:
+            return " ".join(str(r[0]) for r in store.execute("EXPLAIN " + sql, params).fetchall())
+
+        plans = [
+            plan("SELECT e.delivery_id FROM history_index h JOIN events e "
+                 "ON e.delivery_id = h.delivery_id WHERE h.ref IN (?, ?)", ("a", "b")),
+            plan("SELECT * FROM invoices WHERE customer IN (?)", ("c",)),
+            plan("SELECT * FROM checkout_sessions WHERE user_id IN (?)", ("u",)),
+            plan("SELECT coalesce(max(rowid), 0) FROM events"),
+            plan("SELECT delivery_id FROM events WHERE rowid = ?", (3,)),
+            plan("SELECT delivery_id FROM events WHERE rowid > ? AND rowid <= ?", (1, 5)),
+        ]
+    finally:
+        store.close()
+    for p in plans:
+        assert "Seq Scan" not in p, p
+
+
+def test_the_index_catches_up_with_new_deliveries(tmp_path: Path, mirror_target: str) -> None:
+    db = _story(tmp_path, mirror_target)
     assert history_json(db, SUB)[0] == 0
     later = f.event("customer.subscription.updated",
                     f.subscription(SUB, customer=CUS, status="canceled", metadata={"user_id": USER}),
                     previous_attributes={"status": "active"}, id="evt_h7", created=f.T0 + 400)
     p = write_jsonl(tmp_path / "later.jsonl", envelopes([later]))
-    assert run("replay-webhook", str(p), "--secret", SECRET, "--db", str(db)).exit_code == 0
+    assert run("replay-webhook", str(p), "--secret", SECRET, "--db", db).exit_code == 0
     code, h = history_json(db, SUB)
     assert code == 0 and h["deliveries"][-1]["event_id"] == "evt_h7"
     assert (h["deliveries"][-1]["status_before"], h["deliveries"][-1]["status_after"]) == (
@@ -185,20 +236,17 @@ def test_the_index_catches_up_with_new_deliveries(tmp_path: Path) -> None:
     assert h["access"]["granted"] is False
 
 
-def test_a_mark_above_every_delivery_rebuilds_the_index(tmp_path: Path) -> None:
-    db = _story(tmp_path)
+def test_a_mark_above_every_delivery_rebuilds_the_index(tmp_path: Path, mirror_target: str) -> None:
+    db = _story(tmp_path, mirror_target)
     history_json(db, SUB)
-    conn = sqlite3.connect(db)
-    conn.execute("DELETE FROM history_index")
-    conn.execute("UPDATE meta SET value = '999999' WHERE key = 'history_indexed_rowid'")
-    conn.commit()
-    conn.close()
+    _execute(db, "DELETE FROM history_index",
+             "UPDATE meta SET value = '999999' WHERE key = 'history_indexed_rowid'")
     code, h = history_json(db, SUB)
     assert code == 0 and len(h["deliveries"]) == 7
 
 
-def test_a_section_provider_can_be_added(tmp_path: Path) -> None:
-    db = _story(tmp_path)
+def test_a_section_provider_can_be_added(tmp_path: Path, mirror_target: str) -> None:
+    db = _story(tmp_path, mirror_target)
 
     def extra(store: Any, subject: history_service.Subject) -> history_service.Section:
         return history_service.Section(key="extra", title="extra", columns=[("n", "n")],
@@ -207,7 +255,7 @@ def test_a_section_provider_can_be_added(tmp_path: Path) -> None:
     history_service.SECTIONS.append(extra)
     try:
         code, h = history_json(db, SUB)
-        text = run("history", SUB, "--db", str(db)).stdout
+        text = run("history", SUB, "--db", db).stdout
     finally:
         history_service.SECTIONS.remove(extra)
     assert code == 0 and h["extra"] == [{"n": 3}]
@@ -215,7 +263,8 @@ def test_a_section_provider_can_be_added(tmp_path: Path) -> None:
 
 
 def test_rowids_moved_by_vacuum_rebuild_the_index(tmp_path: Path) -> None:
-    db = _story(tmp_path)
+    # SQLite only: PostgreSQL's rowid is a column of its own, VACUUM leaves it as it is.
+    db = _story(tmp_path, str(tmp_path / "m.db"))
     history_json(db, SUB)
     conn = sqlite3.connect(db)
     # inbox prune deletes and VACUUMs: rowids of a TEXT-keyed table move.
@@ -234,14 +283,15 @@ def test_rowids_moved_by_vacuum_rebuild_the_index(tmp_path: Path) -> None:
     assert len(h["deliveries"]) == 8
 
 
-def test_a_mirror_from_before_history_is_migrated_and_indexed(tmp_path: Path) -> None:
-    db = _story(tmp_path)
-    conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE IF EXISTS history_index")
-    conn.execute("DELETE FROM meta WHERE key = 'history_indexed_rowid'")
-    conn.execute("PRAGMA user_version = 4")  # as a mirror made before history existed
-    conn.commit()
-    conn.close()
+def test_a_mirror_from_before_history_is_migrated_and_indexed(
+    tmp_path: Path, mirror_target: str
+) -> None:
+    db = _story(tmp_path, mirror_target)
+    # As a mirror made before history existed (schema version 4).
+    version = ("DELETE FROM schema_migrations WHERE version > 4" if db.startswith("postgresql://")
+               else "PRAGMA user_version = 4")
+    _execute(db, "DROP TABLE IF EXISTS history_index",
+             "DELETE FROM meta WHERE key = 'history_indexed_rowid'", version)
     code, h = history_json(db, SUB)
     assert code == 0 and len(h["deliveries"]) == 7
     assert h["deliveries"][-1]["outcome"] == "rejected"

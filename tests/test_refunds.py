@@ -38,7 +38,7 @@ def fake() -> Iterator[Fake]:
             app_.release()
 
 
-def refund(url: str, db: Path, pi: str, ref: str, *extra: str, retries: int = 2) -> Any:
+def refund(url: str, db: Path | str, pi: str, ref: str, *extra: str, retries: int = 2) -> Any:
     return runner.invoke(
         app,
         ["refunds", "create", "--payment-intent", pi, "--refund-ref", ref, *extra,
@@ -50,9 +50,9 @@ def posts(app_: RefundingStripe, path: str = "/v1/refunds") -> int:
     return sum(1 for r in app_.requests if r.method == "POST" and r.path == path)
 
 
-def test_refund_then_rerun_replays_one_refund(fake: Fake, tmp_path: Path) -> None:
+def test_refund_then_rerun_replays_one_refund(fake: Fake, tmp_path: Path, mirror_target: str) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     pi = app_.seed_payment(1000)
     res = refund(url, db, pi, "ticket_1", "--amount", "400", "--reason", "requested_by_customer",
                  "--json")
@@ -79,9 +79,11 @@ def test_refund_then_rerun_replays_one_refund(fake: Fake, tmp_path: Path) -> Non
     assert app_.refunds[first["id"]]["metadata"] == {"refund_ref": "ticket_1"}
 
 
-def test_dropped_connection_after_the_refund_then_rerun_exactly_one(fake: Fake, tmp_path: Path) -> None:
+def test_dropped_connection_after_the_refund_then_rerun_exactly_one(
+    fake: Fake, tmp_path: Path, mirror_target: str
+) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     pi = app_.seed_payment(1000)
     app_.faults = ["drop"]  # Stripe commits the refund, then the socket dies
     res = refund(url, db, pi, "ticket_2", "--amount", "1000", retries=0)
@@ -114,7 +116,7 @@ def test_dropped_connection_sdk_retry_replays_one_refund(fake: Fake, tmp_path: P
     assert len(app_.refunds) == 1 and app_.replays == 1
 
 
-def _spawn(url: str, db: Path, pi: str, ref: str) -> subprocess.Popen[str]:
+def _spawn(url: str, db: Path | str, pi: str, ref: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE", "STRIPECTL"))}
     return subprocess.Popen(
         [sys.executable, "-m", "stripectl", "refunds", "create", "--payment-intent", pi,
@@ -124,9 +126,9 @@ def _spawn(url: str, db: Path, pi: str, ref: str) -> subprocess.Popen[str]:
     )
 
 
-def test_two_concurrent_commands_same_ref_one_refund(tmp_path: Path) -> None:
-    db = tmp_path / "m.db"
-    open_store(str(db)).close()
+def test_two_concurrent_commands_same_ref_one_refund(mirror_target: str) -> None:
+    db = mirror_target  # a file, then a postgresql:// mirror
+    open_store(db).close()
     app_ = RefundingStripe(delay=1.5)
     with serve(app_) as url:
         pi = app_.seed_payment(1000)
@@ -142,7 +144,7 @@ def test_two_concurrent_commands_same_ref_one_refund(tmp_path: Path) -> None:
     assert posts(app_) <= 2  # one, unless the second started after the first had finished
 
 
-def _refund_in_thread(db: Path, url: str, pi: str, notes: list[str]) -> Any:
+def _refund_in_thread(db: Path | str, url: str, pi: str, notes: list[str]) -> Any:
     from stripectl.gateway.client import GatewaySettings
     from stripectl.services.connection import open_gateway
     from stripectl.services.refunds import create_refund_checked
@@ -159,12 +161,12 @@ def _refund_in_thread(db: Path, url: str, pi: str, notes: list[str]) -> Any:
         store.close()
 
 
-def test_second_invocation_waits_then_answers_without_a_request(tmp_path: Path) -> None:
+def test_second_invocation_waits_then_answers_without_a_request(mirror_target: str) -> None:
     import threading
     import time
 
-    db = tmp_path / "m.db"
-    open_store(str(db)).close()
+    db = mirror_target  # a file, then a postgresql:// mirror
+    open_store(db).close()
     app_ = RefundingStripe()
     app_.faults = ["hang"]  # the first refund is executed, its answer held back
     results: dict[str, Any] = {}
@@ -194,9 +196,11 @@ def test_second_invocation_waits_then_answers_without_a_request(tmp_path: Path) 
     assert results["b"].to_json()["amount"] == 300 and results["b"].attempt == 2
 
 
-def test_partial_then_full_refused_locally_with_figures(fake: Fake, tmp_path: Path) -> None:
+def test_partial_then_full_refused_locally_with_figures(
+    fake: Fake, tmp_path: Path, mirror_target: str
+) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     pi = app_.seed_payment(1000)
     assert refund(url, db, pi, "ticket_4a", "--amount", "400").exit_code == 0
     res = refund(url, db, pi, "ticket_4b", "--amount", "1000")
@@ -242,11 +246,13 @@ def test_refund_made_in_the_dashboard_counts_too(fake: Fake, tmp_path: Path) -> 
     assert posts(app_) == 0
 
 
-def test_other_refs_unanswered_ledger_refund_blocks_a_repeat(fake: Fake, tmp_path: Path) -> None:
+def test_other_refs_unanswered_ledger_refund_blocks_a_repeat(
+    fake: Fake, tmp_path: Path, mirror_target: str
+) -> None:
     """Another stripectl claimed a refund of this payment and has not heard back:
     Stripe shows nothing yet, the ledger does (read inside the claim's transaction)."""
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     pi = app_.seed_payment(1000)
     key, params = prepare_refund(RefundRequest(payment_intent=pi, refund_ref="agent_a", amount=500))
     store = open_store(str(db))
@@ -309,13 +315,13 @@ def test_usage_errors_before_the_mirror_is_touched(fake: Fake, tmp_path: Path) -
 # --- capture and cancel -------------------------------------------------------
 
 
-def action(url: str, db: Path, verb: str, pi: str, *extra: str) -> Any:
+def action(url: str, db: Path | str, verb: str, pi: str, *extra: str) -> Any:
     return runner.invoke(app, ["payments", verb, pi, *extra, *conn_args(url, db)])
 
 
-def test_capture_once_then_replay_and_conflict(fake: Fake, tmp_path: Path) -> None:
+def test_capture_once_then_replay_and_conflict(fake: Fake, tmp_path: Path, mirror_target: str) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     pi = app_.seed_payment(1000, manual=True)
     res = action(url, db, "capture", pi, "--amount", "700", "--json")
     assert res.exit_code == 0, res.output
@@ -351,9 +357,9 @@ def test_capture_more_than_capturable_refused_by_stripe(fake: Fake, tmp_path: Pa
     assert res.exit_code == 4 and "greater than amount_capturable" in res.stderr
 
 
-def test_cancel_then_replay(fake: Fake, tmp_path: Path) -> None:
+def test_cancel_then_replay(fake: Fake, tmp_path: Path, mirror_target: str) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     pi = app_.seed_payment(1000, manual=True)
     res = action(url, db, "cancel", pi, "--reason", "abandoned", "--json")
     assert res.exit_code == 0, res.output
@@ -366,9 +372,11 @@ def test_cancel_then_replay(fake: Fake, tmp_path: Path) -> None:
     assert mirrored["status"] == "canceled" and mirrored["cancellation_reason"] == "abandoned"
 
 
-def test_cancel_keeps_the_creating_key_on_the_mirror_row(fake: Fake, tmp_path: Path) -> None:
+def test_cancel_keeps_the_creating_key_on_the_mirror_row(
+    fake: Fake, tmp_path: Path, mirror_target: str
+) -> None:
     _, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     res = runner.invoke(app, ["payments", "create", "--amount", "900", "--currency", "usd",
                               "--order-ref", "ord_c1", "--json", *conn_args(url, db)])
     assert res.exit_code == 0, res.output
@@ -389,9 +397,9 @@ def test_cancel_of_a_succeeded_payment_is_stripes_error(fake: Fake, tmp_path: Pa
     assert "Traceback" not in res.output
 
 
-def test_show_lists_refunds_and_ledger(fake: Fake, tmp_path: Path) -> None:
+def test_show_lists_refunds_and_ledger(fake: Fake, tmp_path: Path, mirror_target: str) -> None:
     app_, url = fake
-    db = tmp_path / "m.db"
+    db = mirror_target  # a file, then a postgresql:// mirror
     pi = app_.seed_payment(1000)
     assert refund(url, db, pi, "ticket_7", "--amount", "250").exit_code == 0
     res = runner.invoke(app, ["payments", "show", pi, "--db", str(db), "--json"])
@@ -407,6 +415,10 @@ def test_show_lists_refunds_and_ledger(fake: Fake, tmp_path: Path) -> None:
     missing = tmp_path / "none.db"
     res = runner.invoke(app, ["payments", "show", pi, "--db", str(missing)])
     assert res.exit_code == 2 and "no mirror at" in res.stderr and not missing.exists()
+    if db.startswith("postgresql://"):  # a schema with no mirror in it: not created either
+        res = runner.invoke(app, ["--schema", "nobody_here", "payments", "show", pi, "--db", db])
+        assert res.exit_code == 2 and "no mirror at" in res.stderr
+        assert [r["refund_ref"] for r in mirror_rows(db, "refunds")] == ["ticket_7"]
     res = runner.invoke(app, ["payments", "show", "ch_1", "--db", str(missing)])
     assert res.exit_code == 2 and "not a payment intent id" in res.stderr
 

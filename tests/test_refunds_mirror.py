@@ -330,10 +330,13 @@ def test_handled_types_are_what_table_for_maps() -> None:
 
 def test_the_refunds_migration_runs_again_harmlessly(tmp_path: Path) -> None:
     from stripectl.store import SCHEMA_VERSION, open_store
+    from stripectl.store.db import MIGRATIONS
 
     _, _, db = replay(tmp_path, failed_refund_history())
     conn = sqlite3.connect(db)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    # Back to before the refunds migration (not "the last one": later ones exist).
+    before_refunds = [m.__name__ for m in MIGRATIONS].index("_v5")
+    conn.execute(f"PRAGMA user_version = {before_refunds}")
     conn.commit()
     conn.close()
     open_store(str(db)).close()

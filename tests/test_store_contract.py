@@ -367,3 +367,4 @@ def test_a_failing_write_batch_rolls_the_transaction_back(store: Store) -> None:
         store_events.insert_events(store, [_event(2)])
         store.meta_set("after", "batch")
     assert store_events.event_counts(store) == {"applied": 1} and store.meta_get("after") == "batch"
+

@@ -209,6 +209,32 @@ def test_config_show_reports_mirror_mode_and_webhook_secrets(xdg: Path, tmp_path
     assert not (Path.cwd() / "none.db").exists()
 
 
+def test_config_show_reads_a_server_mirror_without_creating_one(xdg: Path, pg_url: str) -> None:
+    from stripectl.store import SCHEMA_VERSION, open_store
+
+    # The test server trusts its clients: a password in the URL is accepted and ignored.
+    url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:pw_not_shown@")
+    env = {"XDG_CONFIG_HOME": str(xdg)}
+    r = json.loads(stripectl("config", "show", "--json", "--db", url, env=env).stdout)
+    assert r["mirror"]["exists"] is False and "pw_not_shown" not in json.dumps(r)
+    assert r["mirror"]["path"] == url.replace("pw_not_shown", "***")
+    store = open_store(pg_url)  # nothing was created by the look above: migrated here
+    try:
+        with store.transaction():
+            store.meta_set("livemode", "0")
+    finally:
+        store.close()
+    res = stripectl("config", "show", "--json", "--db", url, env=env)
+    r = json.loads(res.stdout)
+    assert r["mirror"]["exists"] is True and r["mirror"]["mode"] == "test"
+    assert r["mirror"]["deliveries"] == 0 and r["mirror"]["schema_version"] == SCHEMA_VERSION
+    other = json.loads(stripectl("--schema", "other", "config", "show", "--json", "--db", url,
+                                 env=env).stdout)
+    assert other["mirror"]["exists"] is False
+    text = stripectl("config", "show", "--db", url, env=env).stdout
+    assert "0 deliveries" in text and "pw_not_shown" not in text
+
+
 def test_a_command_calls_stripe_with_the_profiles_key(xdg: Path, localstripe_url: str) -> None:
     """Through the real stripe-python HTTP stack to localstripe: the file's key works."""
     res = stripectl("sync", "--api-base", localstripe_url, "--db", str(xdg / "m.db"), "--json",

@@ -40,7 +40,7 @@ Exit 0 when a usable key was found, 3 when not. {EXIT_CODES_HELP}
 """
 
 
-def gather(api_key: str | None, live: bool, db: str) -> dict[str, Any]:
+def gather(api_key: str | None, live: bool, db: str, schema: str | None = None) -> dict[str, Any]:
     """Everything `config show` reports, as plain data (no secret in full)."""
     import click
 
@@ -72,9 +72,11 @@ def gather(api_key: str | None, live: bool, db: str) -> dict[str, Any]:
             "from": choice.detail, "expires_at": choice.expires_at,
             "mode": "live" if choice.key.startswith(("sk_live_", "rk_live_")) else "test",
         }
-    mirror = mirror_summary(db)
+    from stripectl.store.engine.postgres import redact_url
+
+    mirror = mirror_summary(db, schema)
     mode = {"1": "live", "0": "test"}.get(str(mirror.get("livemode")))
-    report["mirror"] = {"path": db, **mirror, "mode": mode}
+    report["mirror"] = {"path": redact_url(db), **mirror, "mode": mode}
     report["mode"] = report["key"].get("mode") or ("live" if live else "test")
     secrets = (os.environ.get("STRIPE_WEBHOOK_SECRET") or "").split()
     report["webhook_secrets"] = [
@@ -138,7 +140,7 @@ def show(
     debug: DebugOpt = False,
 ) -> None:
     ctx = make_ctx(tctx, db, json_out, debug)
-    report = gather(api_key, live, ctx.db)
+    report = gather(api_key, live, ctx.db, ctx.schema)
     if ctx.json:
         ctx.emit_json(report)
     else:

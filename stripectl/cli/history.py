@@ -57,11 +57,18 @@ def history(
     if not subject_id:
         raise UsageError("ID is empty")
     grace = check_grace(grace)
-    if ctx.db != ":memory:" and not Path(ctx.db).is_file():
-        raise StoreError(f"no mirror at {ctx.db}", hint="pass --db, or fill one with replay-webhook / sync")
+    from stripectl.store import mirror_exists
+    from stripectl.store.engine.postgres import redact_url
+
+    # A file or a server's schema: history reads a mirror, it never starts one.
+    if ctx.db != ":memory:" and (
+        not mirror_exists(ctx.db, schema=ctx.schema) or Path(ctx.db).is_dir()
+    ):
+        raise StoreError(f"no mirror at {redact_url(ctx.db)}",
+                         hint="pass --db, or fill one with replay-webhook / sync")
     from stripectl.store.history import pending
 
-    store = open_store(ctx.db)
+    store = open_store(ctx.db, schema=ctx.schema)
     try:
         backlog = pending(store)
         if backlog >= 100_000:

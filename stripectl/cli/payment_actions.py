@@ -199,17 +199,16 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
         debug: DebugOpt = False,
     ) -> None:
-        from pathlib import Path
-
         from stripectl.errors import UsageError
         from stripectl.services.payment_actions import prepare_action, show_payment
-        from stripectl.store import open_store
+        from stripectl.store import mirror_exists, open_store
+        from stripectl.store.engine.postgres import redact_url
 
         ctx = make_ctx(tctx, db, json_out, debug)
         prepare_action("cancel", intent)  # the id's shape, before any file is touched
-        if ctx.db != ":memory:" and not Path(ctx.db).exists():
-            raise UsageError(f"no mirror at {ctx.db}", hint="pass --db or set STRIPECTL_DB")
-        store = open_store(ctx.db)
+        if not mirror_exists(ctx.db, schema=ctx.schema):
+            raise UsageError(f"no mirror at {redact_url(ctx.db)}", hint="pass --db or set STRIPECTL_DB")
+        store = open_store(ctx.db, schema=ctx.schema)
         try:
             data = show_payment(store, intent)
         finally:

@@ -190,10 +190,13 @@ def _replay_inspected(
                     if mode is not None:
                         run.view.know_livemode(mode == "1")
                     results = run.process_chunk(inspected, clock)
+                    rows = _event_rows(inspected, results, report.run_id, clock)
+                    bulk = len(rows) >= store_events.BULK_ROWS
+                    if bulk:  # a bulk load cannot ride the batch (COPY on PostgreSQL)
+                        store_events.insert_events(store, rows)
                     with store.write_batch():  # the writes need no answers: one round trip
-                        store_events.insert_events(
-                            store, _event_rows(inspected, results, report.run_id, clock)
-                        )
+                        if not bulk:
+                            store_events.insert_events(store, rows)
                         run.view.flush()
                         if run.view.livemode_changed is not None:
                             store.meta_set("livemode", run.view.livemode_changed)

@@ -181,8 +181,14 @@ def _v6(db: Any) -> None:
     history.migrate(db)
 
 
+def _v7(db: Any) -> None:
+    from stripectl.store import history
+
+    history.migrate_rowid_index(db)
+
+
 # Append only: a released migration is never edited.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -269,6 +275,17 @@ class Store:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             self.engine.executemany(sql, rows)
+        except self._errors as exc:
+            raise StoreError(f"cannot write to the mirror {self.path}: {_line(exc)}") from exc
+
+    def replace_rows(
+        self, table: str, columns: Sequence[str], pk: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert `rows`, each replacing a stored row with the same `pk`
+        (call inside `transaction()`). Outside `write_batch()` a server
+        engine loads them in bulk: many rows cost less there than in a batch."""
+        try:
+            self.engine.replace_rows(table, columns, pk, rows)
         except self._errors as exc:
             raise StoreError(f"cannot write to the mirror {self.path}: {_line(exc)}") from exc
 

@@ -94,16 +94,16 @@ def insert_events(store: Store, rows: list[EventRow] | list[tuple[Any, ...]]) ->
             # keeps BYTEA (binding a str there would read it as bytea text).
             b = _BODY
             rows = [(*r[:b], storable_body(r[b]), *r[b + 1 :]) for r in rows]
-        # Engine-specific: INSERT OR REPLACE on SQLite, ON CONFLICT on PostgreSQL.
-        sql = _upserts.get(store.dialect)
-        if sql is None:
-            sql = _upserts[store.dialect] = store.engine.replace_sql(
-                "events", EventRow._fields, "delivery_id"
-            )
-        store.executemany(sql, rows)
+        # Engine-specific: INSERT OR REPLACE on SQLite; on PostgreSQL ON
+        # CONFLICT inside a write batch, COPY outside one (BULK_ROWS).
+        store.replace_rows("events", EventRow._fields, "delivery_id", rows)
 
 
-_upserts: dict[str, str] = {}
+# A replay chunk of at least this many new deliveries is stored before its
+# write batch, not in it: on PostgreSQL that is one COPY instead of a
+# statement per row (store/engine/pg_bulk.py). Listener batches (at most 256)
+# stay in their batch, one round trip with the rest of their writes.
+BULK_ROWS = 500
 
 
 def _in_chunks(store: Store, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:

@@ -50,6 +50,17 @@ def migrate(db: Any) -> None:
     db.table("payment_intents").create_index(["customer"], if_not_exists=True)
 
 
+def migrate_rowid_index(db: Any) -> None:
+    """Migration 7: on PostgreSQL, an index on events.rowid. The catch-up reads
+    `max(rowid)`, the row at the mark and the rows past it: SQLite's rowid is
+    the table's own B-tree key, PostgreSQL's stand-in column (pg_schema.py)
+    had no index, so every history scanned all of `events`. Ever-growing keys
+    append to the index's last page: replay's cost per row barely moves
+    (README, Teams: PostgreSQL). Nothing to do on SQLite."""
+    if getattr(db, "dialect", "sqlite") == "postgres":
+        db.table("events").create_index(["rowid"], if_not_exists=True)
+
+
 # The ids history can be asked about, as they appear in a JSON body.
 _REF = re.compile(rb'"((?:sub|cus|in|cs_test|cs_live|pi|ch|re|si)_[A-Za-z0-9]{4,64})"')
 _MAX_REFS = 64  # a forged body may carry anything: bounded work per delivery
@@ -73,14 +84,14 @@ def _mark_holds(store: Store, mark: int) -> bool:
     deletes at the end; then the index is rebuilt, never trusted."""
     if mark == 0:
         return True
-    row = store.conn.execute("SELECT delivery_id FROM events WHERE rowid = ?", (mark,)).fetchone()
+    row = store.execute("SELECT delivery_id FROM events WHERE rowid = ?", (mark,)).fetchone()
     return row is not None and row[0] == store.meta_get(MARK_ID)
 
 
 def pending(store: Store) -> int:
     """How many stored deliveries the history index has not seen yet (all of
     them when the mark no longer holds)."""
-    top = int(store.conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
+    top = int(store.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0])
     mark = int(store.meta_get(MARK) or 0)
     return top - mark if _mark_holds(store, mark) and top >= mark else top
 
@@ -118,7 +129,11 @@ def catch_up(store: Store, progress: Callable[[int], None] | None = None) -> int
                     pairs.extend((ref, delivery_id) for ref in refs_in(rejected_body))
                 done += 1
             pairs.sort()  # in key order: each index page written about once
-            conn.executemany("INSERT OR IGNORE INTO history_index (ref, delivery_id) VALUES (?, ?)", pairs)
+            # ON CONFLICT DO NOTHING, not INSERT OR IGNORE: both engines take it.
+            conn.executemany(
+                "INSERT INTO history_index (ref, delivery_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                pairs,
+            )
             mark = upper
             if progress is not None:
                 progress(done)

@@ -62,6 +62,11 @@ class Engine(Protocol):
     def after_commit(self) -> None: ...
     def replace_sql(self, table: str, columns: Sequence[str], pk: str) -> str:
         """INSERT that replaces the row with the same `pk` (a re-stored delivery)."""
+    def replace_rows(
+        self, table: str, columns: Sequence[str], pk: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """`replace_sql` for every row; outside `write_batch()` a server engine
+        loads them in bulk (PostgreSQL: COPY, store/engine/pg_bulk.py)."""
     def columns(self, table: str) -> dict[str, str]:
         """Column name -> declared type, in table order."""
     def tables(self) -> list[str]: ...

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from stripectl.store.engine.pg_sql import translate
+from stripectl.store.engine.pg_sql import native
 
 INSERTION_ORDERED = frozenset({"events"})
 
@@ -144,7 +144,9 @@ class PgSchema:
     __getitem__ = table
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.engine.raw.execute(translate(sql), params)
+        import psycopg
+
+        return psycopg.RawCursor(self.engine.raw).execute(native(sql), params)
 
     def table_names(self) -> list[str]:
         return list(self.engine.tables())

@@ -34,9 +34,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stripectl.errors import ConfigError, StoreError
-from stripectl.store.engine.pg_sql import translate
+from stripectl.store.engine.pg_sql import native
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Names a write transaction locks one by one at most (see begin_write).
+MAX_NAMED_LOCKS = 1024
 
 
 def redact_url(url: str) -> str:
@@ -146,14 +148,14 @@ class PostgresEngine:
         import psycopg
 
         try:
-            return self.raw.execute(translate(sql), params)
+            return psycopg.RawCursor(self.raw).execute(native(sql), params)
         except psycopg.OperationalError:
             # A read outside a transaction on a connection the server dropped
             # (a restart, a failover): reconnect and read again, once.
             if self._in_tx or not self.raw.broken:
                 raise
             self._reconnect()
-            return self.raw.execute(translate(sql), params)
+            return psycopg.RawCursor(self.raw).execute(native(sql), params)
 
     def _reconnect(self) -> None:
         """A new session: leases of the old one are gone with it; its
@@ -167,10 +169,12 @@ class PostgresEngine:
         self._leases.clear()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        import psycopg
+
         # psycopg 3 sends the whole batch in pipeline mode: one round trip
-        # per batch, not one per row.
-        with self.raw.cursor() as cur:
-            cur.executemany(translate(sql), rows)
+        # per batch, not one per row. A RawCursor: see pg_sql.py.
+        with psycopg.RawCursor(self.raw) as cur:
+            cur.executemany(native(sql), rows)
 
     def replace_sql(self, table: str, columns: Sequence[str], pk: str) -> str:
         sets = [f"{c} = excluded.{c}" for c in columns if c != pk]
@@ -181,6 +185,13 @@ class PostgresEngine:
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT ({pk}) DO UPDATE SET {', '.join(sets)}"
         )
+
+    def replace_rows(
+        self, table: str, columns: Sequence[str], pk: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        from stripectl.store.engine.pg_bulk import replace_rows
+
+        replace_rows(self, table, columns, pk, rows)
 
     def newest_per_group_sql(
         self, table: str, columns: str, group: str, order: Sequence[str], where: str
@@ -220,7 +231,17 @@ class PostgresEngine:
     def begin_write(self, names: Sequence[str] | None = None) -> None:
         import psycopg
 
-        keys = sorted({lock_key("stripectl", self.schema, "name", n) for n in names or ()})
+        wanted = set(names or ())
+        if len(wanted) > MAX_NAMED_LOCKS:
+            # A bulk writer (a replay chunk) takes the whole mirror instead:
+            # each advisory lock is an entry in the server's shared lock table
+            # (max_locks_per_transaction, 64, per connection); --chunk-size
+            # 20000 ran out of shared memory, and a 3,000-delivery chunk's
+            # ~9,000 cost the server ~50 ms. Listener batches (<= 256
+            # deliveries, ~3 names each) stay below, side by side; they wait
+            # for such a chunk as for a sync. Coarser locks only exclude more.
+            wanted.clear()
+        keys = sorted({lock_key("stripectl", self.schema, "name", n) for n in wanted})
         if keys:
             # Named writers (replay chunks) share the mirror lock and exclude
             # each other name by name, all names taken in one statement in key

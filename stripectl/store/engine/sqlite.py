@@ -72,6 +72,11 @@ class SqliteEngine:
             f"VALUES ({', '.join('?' * len(columns))})"
         )
 
+    def replace_rows(
+        self, table: str, columns: Sequence[str], pk: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        self.raw.executemany(self.replace_sql(table, columns, pk), rows)
+
     def newest_per_group_sql(
         self, table: str, columns: str, group: str, order: Sequence[str], where: str
     ) -> str:
