@@ -20,7 +20,7 @@ from stripectl.webhooks.delivery import Delivery
 from tests import factories as f
 from tests.replay_helpers import SECRET, envelopes, run, write_jsonl
 
-BODY_MIGRATION = 4  # store/db.py _v4: events.body as TEXT
+BODY_MIGRATION = 4  # store/migrations.py _v4: events.body as TEXT
 
 
 def _bodies(db: Path) -> list[tuple[str, object]]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stripectl.errors import StoreError
-from stripectl.store.db import SCHEMA_VERSION, Store
+from stripectl.store.db import Store
+from stripectl.store.migrations import SCHEMA_VERSION
 
 # Bookkeeping of an engine, not mirror data: each side has its own.
 _ENGINE_TABLES = frozenset({"schema_migrations"})

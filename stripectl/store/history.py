@@ -11,7 +11,7 @@ random-key B-tree touched by every chunk; bench/history.py prints it), while
 a catch-up writes each index page about once.
 
 The mirror tables' lookups (customer, user_id, ...) use plain indexes
-(migration v5 in store/db.py). On a mirror of millions of deliveries a
+(migration v5 in store/migrations.py). On a mirror of millions of deliveries a
 history reads only its own rows (bench/history.py).
 """
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from stripectl.store.db import Store
 
-# Columns every mirror table carries (see db._v1 `common`).
+# Columns every mirror table carries (see migrations._v1 `common`).
 _COMMON = {
     "livemode": int,
     "last_event_id": str,

@@ -84,7 +84,7 @@ class Engine(Protocol):
         ledger then falls back to lease expiry and a pid check)."""
     def release_lease(self, name: str) -> None: ...
     def schema_version(self) -> int:
-        """How many of store/db.MIGRATIONS have run (0: a new mirror)."""
+        """How many of store/migrations.MIGRATIONS have run (0: a new mirror)."""
     def set_schema_version(self, version: int, name: str, now: int) -> None: ...
     def schema_builder(self) -> Any:
         """What a migration function gets (see store/engine/pg_schema.py)."""

@@ -12,7 +12,7 @@ INTEGER PRIMARY KEY numbers new rows the same way). Tables listed in
 `INSERTION_ORDERED` get a `rowid` identity column: SQLite gives every table
 one, and the inbox lists deliveries in insertion order by it.
 
-To add a migration: append a function to store/db.py MIGRATIONS that uses
+To add a migration: append a function to store/migrations.py MIGRATIONS that uses
 only these calls (or `db.execute` with SQL both engines accept); when the two
 engines need different SQL, branch on `getattr(db, "dialect", "sqlite")`.
 """

@@ -255,7 +255,7 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
 
 
 def _refuse_newer_schema(conn: sqlite3.Connection, path: str) -> None:
-    from stripectl.store.db import SCHEMA_VERSION
+    from stripectl.store.migrations import SCHEMA_VERSION
 
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
