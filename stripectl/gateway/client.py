@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import stripe
-
 from stripectl.errors import (
     CardDeclined,
     ConfigError,
@@ -25,6 +23,7 @@ from stripectl.errors import (
     UsageError,
 )
 from stripectl.gateway.pacing import DEFAULT_MAX_RPS, PacedRequestsClient, RateLimiter
+from stripectl.gateway.sdk import stripe
 from stripectl.redact import mask, redact
 
 T = TypeVar("T")

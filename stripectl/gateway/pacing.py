@@ -46,8 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
-
+from stripectl.gateway.sdk import stripe
 from stripectl.gateway.transport import DirectGet
 
 DEFAULT_MAX_RPS = {"test": 20.0, "live": 20.0}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import stripe
+from stripectl.gateway.sdk import stripe
 
 # Raised by verify(): the reason is one of the rejection codes in the README.
 BAD_SIGNATURE = "bad_signature"

@@ -26,8 +26,9 @@ import threading
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-import stripe
 import urllib3
+
+from stripectl.gateway.sdk import stripe
 
 _POOL_SIZE = 64  # connections kept per host: at least the listing's --concurrency cap (32)
 

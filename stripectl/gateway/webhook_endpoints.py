@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import stripe
-from stripe.params import WebhookEndpointListParams
-
 from stripectl.gateway.client import Gateway, to_dict
+from stripectl.gateway.sdk import stripe
 
 PAGE_LIMIT = 100  # Stripe's maximum page size
 
@@ -20,7 +18,7 @@ def sdk_api_version() -> str:
 
 def iter_webhook_endpoints(gateway: Gateway, *, limit: int = PAGE_LIMIT) -> Iterator[dict[str, Any]]:
     """Every endpoint of the account, through the SDK's auto-paging, as plain dicts."""
-    params = WebhookEndpointListParams(limit=limit)
+    params = stripe.params.WebhookEndpointListParams(limit=limit)
     first = gateway.call(lambda: gateway.client.v1.webhook_endpoints.list(params))
     items = iter(first.auto_paging_iter())
     while True:
