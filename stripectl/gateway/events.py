@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from stripe.params import EventListParams, EventListParamsCreated
-
 from stripectl.errors import UsageError
 from stripectl.gateway.client import Gateway, to_dict
 from stripectl.gateway.list_page import list_page
-from stripectl.gateway.windows import ListingStats, list_windows
+from stripectl.gateway.sdk import stripe
+from stripectl.gateway.windows import ListingStats, Page, list_windows, object_page
 
 PAGE_LIMIT = 100  # Stripe's maximum page size
 MAX_TYPES = 20  # `types[]` takes at most 20 names (EventListParams.types)
@@ -43,9 +42,9 @@ def list_events_page(
     """One page of `GET /v1/events`, newest first."""
     if types and len(types) > MAX_TYPES:
         raise UsageError(f"at most {MAX_TYPES} --type values (Stripe's limit), got {len(types)}")
-    params = EventListParams(limit=limit)
+    params = stripe.params.EventListParams(limit=limit)
     if created_gte is not None:
-        params["created"] = EventListParamsCreated(gte=created_gte)
+        params["created"] = stripe.params.EventListParamsCreated(gte=created_gte)
     if types:
         params["types"] = list(types)
     if delivery_failed:
@@ -86,7 +85,7 @@ def list_event_pages(
     if types and len(types) > MAX_TYPES:
         raise UsageError(f"at most {MAX_TYPES} --type values (Stripe's limit), got {len(types)}")
 
-    def fetch(gte: int | None, lt: int | None, after: str | None) -> tuple[list[Any], bool]:
+    def fetch(gte: int | None, lt: int | None, after: str | None) -> Page:
         created: dict[str, int] = {} if gte is None else {"gte": gte}
         if lt is not None:
             created["lt"] = lt
@@ -100,6 +99,6 @@ def list_event_pages(
         if after:
             params["starting_after"] = after
         data, has_more = list_page(gateway, "/v1/events", params)
-        return [e for e in data if isinstance(e, dict)], has_more
+        return object_page([e for e in data if isinstance(e, dict)], has_more)
 
     return list_windows(fetch, lo=since, upper=upper, stats=stats, concurrency=gateway.concurrency)

@@ -21,21 +21,21 @@ to a test clock are not listed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
-
-from stripe.params import SubscriptionListParams
 
 from stripectl.errors import StripeAPIError
 from stripectl.gateway.client import Gateway, to_dict
-from stripectl.gateway.list_page import list_page
-from stripectl.gateway.windows import ListingStats, list_windows
+from stripectl.gateway.list_page import digested_page, list_page
+from stripectl.gateway.page_pool import PageDigester, Transform
+from stripectl.gateway.sdk import stripe
+from stripectl.gateway.windows import ListingStats, Page, list_windows
 
 PAGE_LIMIT = 100  # Stripe's maximum page size
 
 
-def _list_params(status: str, customer: str | None, limit: int) -> SubscriptionListParams:
-    params = SubscriptionListParams(status=status, limit=limit)
+def _list_params(status: str, customer: str | None, limit: int) -> stripe.params.SubscriptionListParams:
+    params = stripe.params.SubscriptionListParams(status=status, limit=limit)
     if customer:
         params["customer"] = customer
     return params
@@ -86,26 +86,29 @@ def iter_subscription_pages(
         starting_after = str(data[-1]["id"])
 
 
-def _list_body(gateway: Gateway, path: str, params: dict[str, Any]) -> tuple[list[Any], bool]:
-    return list_page(gateway, path, params)
-
-
 def list_subscription_pages(
     gateway: Gateway,
     *,
     upper: int,
+    transform: Transform,
     status: str = "all",
     stats: ListingStats | None = None,
     concurrency: int | None = None,
-) -> Iterator[list[dict[str, Any]]]:
-    """Every subscription (created at any time), page by page, in no order.
+    helpers: int | None = None,
+) -> Generator[list[Any], None, None]:
+    """transform(subscription) for every subscription (created at any time),
+    page by page, in no order.
 
     `upper` is the second the listing started: windows cover [0, upper), a
     trailing window everything created since. Same set as
     `iter_subscription_pages`; requests ~ceil(N/100) plus one per window.
+    `transform` (a module-level function: it may run in a helper process,
+    gateway/page_pool.py) is what the caller keeps of each subscription;
+    `helpers` None: as many helper processes as the machine has CPUs to spare.
     """
+    digester = PageDigester(transform, helpers=helpers)
 
-    def fetch(gte: int | None, lt: int | None, after: str | None) -> tuple[list[Any], bool]:
+    def fetch(gte: int | None, lt: int | None, after: str | None) -> Page:
         created: dict[str, int] = {} if gte is None else {"gte": gte}
         if lt is not None:
             created["lt"] = lt
@@ -114,12 +117,18 @@ def list_subscription_pages(
             params["created"] = created
         if after:
             params["starting_after"] = after
-        return _list_body(gateway, "/v1/subscriptions", params)
+        return digested_page(gateway, "/v1/subscriptions", params, digester)
 
-    return list_windows(
-        fetch, lo=0, upper=upper, stats=stats,
-        concurrency=concurrency if concurrency is not None else gateway.concurrency,
-    )
+    try:
+        yield from list_windows(
+            fetch, lo=0, upper=upper, stats=stats,
+            concurrency=concurrency if concurrency is not None else gateway.concurrency,
+        )
+    finally:
+        digester.close()
+        if stats is not None:
+            stats.helper_pages = digester.in_helper
+            stats.helper_failed = digester.helper_failed
 
 
 def _concurrently(gateway: Gateway, fn: Callable[[str], Any], keys: list[str]) -> dict[str, Any]:

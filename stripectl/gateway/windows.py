@@ -54,13 +54,49 @@ from typing import Any
 
 from stripectl.errors import NetworkError, StripeAPIError
 
-# fetch(created_gte, created_lt or None, starting_after or None) -> (page, has_more)
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of a list endpoint: what the caller gets (`items`) and,
+    item by item, the (id, created) the schedule works with (`keys`).
+
+    The items are the listed objects, or what the fetch made of them (mirror
+    rows parsed in a helper process, gateway/page_pool.py): the schedule never
+    looks inside them."""
+
+    keys: list[tuple[str, int]]
+    items: list[Any]
+    has_more: bool
+
+    def without(self, drop: Callable[[tuple[str, int]], bool]) -> Page:
+        kept = [n for n, key in enumerate(self.keys) if not drop(key)]
+        if len(kept) == len(self.keys):
+            return self
+        return Page([self.keys[n] for n in kept], [self.items[n] for n in kept], self.has_more)
+
+
+def object_page(data: list[dict[str, Any]], has_more: bool) -> Page:
+    """A page of plain objects, keyed by their own `id` and `created`."""
+    return Page(checked_keys([(o.get("id"), o.get("created")) for o in data]), data, has_more)
+
+
+def checked_keys(raw: list[tuple[Any, Any]]) -> list[tuple[str, int]]:
+    """(id, created) pairs as the schedule needs them: a listed object
+    without an integer `created` cannot be placed in a window."""
+    for oid, created in raw:
+        if not isinstance(created, int) or isinstance(created, bool):
+            raise StripeAPIError(f"listed object {oid!r} has no integer `created`")
+    return [(str(oid), created) for oid, created in raw]
+
+
+# fetch(created_gte, created_lt or None, starting_after or None) -> Page
 # (created_gte None: no `created` filter at all)
-FetchPage = Callable[[int | None, int | None, str | None], tuple[list[dict[str, Any]], bool]]
+FetchPage = Callable[[int | None, int | None, str | None], Page]
 
 PAGE_ATTEMPTS = 4  # tries per page at this level, on top of the SDK's retries
 _CHUNK_PAGES = 16  # a split's continuation keeps about this many pages of the rest
 _MIN_PART_PAGES = 4  # no window of its own for less than this (at the last page's density)
+_GROWTH = 2  # new windows per full page seen so far (slow start)
 
 
 @dataclass
@@ -73,6 +109,7 @@ class Window:
     failures: int = 0
     delay: float = 0.0  # seconds to wait before the next try (after a failure)
     sequential: bool = False  # no `created` filter: the server cannot window
+    dropped: bool = False  # asked beside the probe, then not wanted (a sequential listing)
 
 
 @dataclass
@@ -82,16 +119,13 @@ class ListingStats:
     splits: int = 0
     resumed: int = 0  # pages asked again after a failure
     restarted: int = 0  # cursors lost (deleted object) and windows restarted
+    helper_pages: int = 0  # pages parsed in a helper process (gateway/page_pool.py)
+    helper_failed: str | None = None  # why the helper stopped being used, if it did
 
 
-def _created(obj: dict[str, Any]) -> int:
-    value = obj.get("created")
-    if not isinstance(value, int):
-        raise StripeAPIError(f"listed object {obj.get('id')!r} has no integer `created`")
-    return value
-
-
-def _split(rest: Window, span: int, idle: int, *, slack: bool = False) -> list[Window]:
+def _split(
+    rest: Window, span: int, idle: int, *, slack: bool = False, endgame: bool = False
+) -> list[Window]:
     """Cut `rest` (which holds the cursor) into a continuation and up to
     `idle` fresh windows below it, one for each idle worker.
 
@@ -100,6 +134,11 @@ def _split(rest: Window, span: int, idle: int, *, slack: bool = False) -> list[W
     since every cut costs a request (a last, partial page) and an idle
     worker costs nothing while the limiter is the bottleneck. At the end of
     a listing more workers fall idle and the last long windows are shared.
+
+    `endgame`: most workers are idle after the listing had them all busy:
+    the limiter has room, and a window with a few pages left would page them
+    one round trip after another while the rest of the listing is done, so
+    a part of one page is worth its request.
 
     At the density the last page showed (100 objects in `span` seconds), a
     part is worth a request of its own only if it holds at least
@@ -116,7 +155,8 @@ def _split(rest: Window, span: int, idle: int, *, slack: bool = False) -> list[W
     pages_below = below / max(1, span)
     if slack and pages_below < 2 * _CHUNK_PAGES:
         return [rest]
-    parts = min(idle + 1, below + 1, int(pages_below // _MIN_PART_PAGES))
+    min_part = 1 if endgame else _MIN_PART_PAGES
+    parts = min(idle + 1, below + 1, int(pages_below // min_part))
     if parts < 2:
         return [rest]
     base = max(1, span) * _CHUNK_PAGES
@@ -165,8 +205,9 @@ def list_windows(
     concurrency: int,
     stats: ListingStats | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[list[dict[str, Any]]]:
-    """Every object with created >= lo, page by page (in no global order).
+) -> Iterator[list[Any]]:
+    """Every object with created >= lo (the items of its Page), page by page
+    (in no global order).
 
     The windows are scheduled on a thread of their own, which hands pages
     over through a queue of `concurrency` pages: fetching goes on while the
@@ -220,95 +261,171 @@ def _scheduled(
     concurrency: int,
     stats: ListingStats | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[list[dict[str, Any]]]:
+) -> Iterator[list[Any]]:
     """The schedule itself (see list_windows): pages as they complete.
 
     Objects of one second arrive in Stripe's order, one window after another.
-    The first request, `[upper, +inf)` alone, is a probe: a server that
+    The first request, `[upper, +inf)`, is also a probe: a server that
     ignores `created` (some test servers do) answers it with older objects,
     one that refuses it answers an error; either way the listing goes on as
     one sequential listing without `created` (same set, no concurrency).
+    `[lo, upper)` is asked at the same time (a round trip sooner than after
+    the probe), its answer held until the probe's, and dropped if the
+    listing turns sequential.
     """
-    stats = stats if stats is not None else ListingStats()
-    concurrency = max(1, concurrency)
-    first = Window(max(lo, upper), None)
-    probe: Window | None = first
-    pending: deque[Window] = deque([first])
-    final_done = False
-    full_pages = 0  # pages that said has_more, in every window
-    newest_seen: set[str] = set()  # ids returned by open-ended windows (created >= upper)
-    running: dict[cf.Future[tuple[list[dict[str, Any]], bool]], Window] = {}
-    pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stripectl-list")
-    stats.windows = 1
+    run = _Schedule(fetch, lo=lo, upper=upper, concurrency=max(1, concurrency),
+                    stats=stats if stats is not None else ListingStats(), sleep=sleep)
     try:
+        yield from run.pages()
+    finally:
+        run.stop()
+
+
+class _Schedule:
+    def __init__(self, fetch: FetchPage, *, lo: int, upper: int, concurrency: int,
+                 stats: ListingStats, sleep: Callable[[float], None]) -> None:
+        self.fetch, self.lo, self.upper, self.sleep = fetch, lo, upper, sleep
+        self.concurrency, self.stats = concurrency, stats
+        self.probe: Window | None = Window(max(lo, upper), None)
+        self.pending: deque[Window] = deque([self.probe])
+        # [lo, upper), asked with the probe; its answer waits for the probe's.
+        self.first: Window | None = Window(lo, upper) if upper > lo else None
+        self.held: list[tuple[cf.Future[Page], Window]] = []
+        if self.first is not None:
+            self.pending.append(self.first)
+        stats.windows = len(self.pending)
+        self.final_done = False
+        self.full_pages = 0  # pages that said has_more, in every window
+        self.newest_seen: set[str] = set()  # ids returned by open-ended windows (created >= upper)
+        self.running: dict[cf.Future[Page], Window] = {}
+        self.peak = 0  # most requests in flight at once so far
+        self.pool = cf.ThreadPoolExecutor(max_workers=concurrency,
+                                          thread_name_prefix="stripectl-list")
+
+    def stop(self) -> None:
+        for fut in self.running:
+            fut.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self) -> None:
+        while self.pending and len(self.running) < self.concurrency:
+            w = self.pending.popleft()
+            # A sequential listing keeps only a real lower bound (events' --since).
+            gte = (w.lo or None) if w.sequential else w.lo
+            if w.delay:
+                # A retry's backoff is spent on its worker, not here.
+                fut = self.pool.submit(_later, self.sleep, w.delay, self.fetch, gte, w.hi,
+                                       w.cursor)
+                w.delay = 0.0
+            else:
+                fut = self.pool.submit(self.fetch, gte, w.hi, w.cursor)
+            self.running[fut] = w
+            self.stats.requests += 1
+        self.peak = max(self.peak, len(self.running))
+
+    def _trailing_due(self) -> bool:
+        """Time for the one trailing listing of whatever was created meanwhile:
+        the probe's chain is done and nothing else is left, or the last
+        windows of a listing that had every worker busy are in flight (then
+        it runs beside them, not a round trip after them)."""
+        if self.final_done or self.probe is not None or self.pending:
+            return False
+        if not self.running:
+            return True
+        if any(w.hi is None for w in self.running.values()):
+            return False
+        return self.peak * 2 >= self.concurrency and len(self.running) * 4 <= self.concurrency
+
+    def pages(self) -> Iterator[list[Any]]:
         while True:
-            while pending and len(running) < concurrency:
-                w = pending.popleft()
-                # A sequential listing keeps only a real lower bound (events' --since).
-                gte = (w.lo or None) if w.sequential else w.lo
-                if w.delay:
-                    # A retry's backoff is spent on its worker, not here.
-                    running[pool.submit(_later, sleep, w.delay, fetch, gte, w.hi, w.cursor)] = w
-                    w.delay = 0.0
-                else:
-                    running[pool.submit(fetch, gte, w.hi, w.cursor)] = w
-                stats.requests += 1
-            if not running:
-                if final_done:
-                    return
-                # One trailing listing for whatever was created meanwhile.
-                pending.append(Window(max(lo, upper), None))
-                stats.windows += 1
-                final_done = True
+            self._submit()
+            if self._trailing_due():
+                self.pending.append(Window(max(self.lo, self.upper), None))
+                self.stats.windows += 1
+                self.final_done = True
                 continue
-            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for fut in finished:
-                w = running.pop(fut)
-                try:
-                    data, has_more = fut.result()
-                except (StripeAPIError, NetworkError) as exc:
-                    if w is probe and _refuses_created(exc):
-                        # `created` refused: one sequential listing instead.
-                        probe, final_done = None, True
-                        pending.append(Window(lo, None, sequential=True))
-                        continue
-                    retry = _after_failure(w, exc, stats)
-                    probe = retry if w is probe else probe
-                    pending.appendleft(retry)
+            if not self.running:
+                return
+            finished, _ = cf.wait(self.running, return_when=cf.FIRST_COMPLETED)
+            done = deque((fut, self.running.pop(fut)) for fut in finished)
+            while done:
+                fut, w = done.popleft()
+                if w.dropped:  # answered in the same wait as the probe that dropped it
                     continue
-                if w.hi is None:
-                    data = [o for o in data if o.get("id") not in newest_seen]
-                if w is probe:
-                    probe = None
-                    if any(_created(o) < upper for o in data):
-                        # `created` ignored: this page starts one sequential listing.
-                        w.lo, w.sequential, final_done = lo, True, True
-                    elif upper > lo:
-                        pending.append(Window(lo, upper))
-                        stats.windows += 1
-                page, nxt = _advance(w, data, has_more)
-                full_pages += bool(has_more)
-                if w.hi is None:
-                    newest_seen.update(str(o.get("id")) for o in page if _created(o) >= upper)
-                if nxt is not None:
-                    # Slow start: new windows grow with the full pages seen so
-                    # far (2, 4, 8... in flight after 1, 2, 4 round trips), so a
-                    # small account is not asked for many empty windows.
-                    idle = concurrency - len(running) - len(pending)
-                    span = _created(data[0]) - _created(data[-1]) if data else 1
-                    parts = (_split(nxt, span, min(idle, 2 * full_pages),
-                                    slack=idle * 4 < concurrency)
-                             if nxt.hi is not None else [nxt])
-                    if len(parts) > 1:
-                        stats.splits += 1
-                        stats.windows += len(parts) - 1
-                    pending.extend(parts)
+                if self.probe is not None and w is self.first:
+                    self.held.append((fut, w))  # until the probe has answered
+                    continue
+                page = self._answered(fut, w)
+                if self.probe is None and self.held:
+                    done.extend(self.held)
+                    self.held.clear()
                 if page:
                     yield page
-    finally:
-        for fut in running:
-            fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _answered(self, fut: cf.Future[Page], w: Window) -> list[Any]:
+        """The new items of one finished request (the schedule updated)."""
+        try:
+            answer = fut.result()
+        except (StripeAPIError, NetworkError) as exc:
+            if w is self.probe and _refuses_created(exc):
+                # `created` refused: one sequential listing instead.
+                self._sequential()
+                self.pending.append(Window(self.lo, None, sequential=True))
+                return []
+            retry = _after_failure(w, exc, self.stats)
+            self.probe = retry if w is self.probe else self.probe
+            self.pending.appendleft(retry)
+            return []
+        if w.hi is None and self.newest_seen:
+            newest_seen = self.newest_seen
+            answer = answer.without(lambda key: key[0] in newest_seen)
+        if w is self.probe:
+            if any(created < self.upper for _, created in answer.keys):
+                # `created` ignored: this page starts one sequential listing.
+                self._sequential()
+                w.lo, w.sequential = self.lo, True
+            self.probe = None
+        page, nxt = _advance(w, answer)
+        self.full_pages += bool(answer.has_more)
+        if w.hi is None:
+            self.newest_seen.update(oid for oid, created in page.keys if created >= self.upper)
+        if nxt is not None:
+            self.pending.extend(self._parts(nxt, answer))
+        return page.items
+
+    def _sequential(self) -> None:
+        """No windows after all: the probe's `[lo, upper)` twin is dropped
+        wherever it is (waiting, in flight or answered)."""
+        self.probe, self.final_done = None, True
+        twin, self.first = self.first, None
+        if twin is None:
+            return
+        twin.dropped = True
+        self.held.clear()
+        self.pending = deque(w for w in self.pending if w is not twin)
+        for fut, w in list(self.running.items()):
+            if w is twin:
+                fut.cancel()
+                del self.running[fut]
+        self.stats.windows -= 1
+
+    def _parts(self, nxt: Window, answer: Page) -> list[Window]:
+        """The window's rest, split for idle workers."""
+        if nxt.hi is None:
+            return [nxt]
+        # Slow start: new windows grow with the full pages seen so far (3,
+        # ~25, 32 in flight after 1, 2, 3 round trips), so a small account is
+        # not asked for many empty windows.
+        idle = self.concurrency - len(self.running) - len(self.pending)
+        keys = answer.keys
+        span = keys[0][1] - keys[-1][1] if keys else 1
+        parts = _split(nxt, span, min(idle, _GROWTH * self.full_pages),
+                       slack=idle * 4 < self.concurrency,
+                       endgame=self.peak * 2 >= self.concurrency and idle * 2 >= self.concurrency)
+        if len(parts) > 1:
+            self.stats.splits += 1
+            self.stats.windows += len(parts) - 1
+        return parts
 
 
 def _refuses_created(exc: StripeAPIError | NetworkError) -> bool:
@@ -346,28 +463,27 @@ def _after_failure(w: Window, exc: StripeAPIError | NetworkError, stats: Listing
 def _later(
     sleep: Callable[[float], None], delay: float, fetch: FetchPage,
     gte: int | None, lt: int | None, after: str | None,
-) -> tuple[list[dict[str, Any]], bool]:
+) -> Page:
     sleep(delay)
     return fetch(gte, lt, after)
 
 
-def _advance(
-    w: Window, data: list[dict[str, Any]], has_more: bool
-) -> tuple[list[dict[str, Any]], Window | None]:
+def _advance(w: Window, answer: Page) -> tuple[Page, Window | None]:
     """The new objects of a fetched page, and the window's rest (None: done)."""
-    page = data
+    page = answer
     if w.tail_second is not None and w.tail_ids:
-        page = [o for o in data if not (_created(o) == w.tail_second and o.get("id") in w.tail_ids)]
-    if not data or not has_more:
+        tail_second, tail_ids = w.tail_second, w.tail_ids
+        page = answer.without(lambda key: key[1] == tail_second and key[0] in tail_ids)
+    keys = answer.keys
+    if not keys or not answer.has_more:
         return page, None
-    last = data[-1]
-    oldest = _created(last)
-    ids = {str(o.get("id")) for o in data if _created(o) == oldest}
+    last_id, oldest = keys[-1]
+    ids = {oid for oid, created in keys if created == oldest}
     tail = (w.tail_ids | ids) if oldest == w.tail_second else ids
     # A restarted window whose page held only objects returned before goes on
     # from the last of them like any other: it exists, it was just listed.
     # The trailing window keeps its open end (objects newer than its cursor are
     # behind it, as in any sequential listing) and is never split.
     hi = None if w.hi is None else min(w.hi, oldest + 1)
-    rest = Window(w.lo, hi, str(last.get("id")), oldest, tail, sequential=w.sequential)
+    rest = Window(w.lo, hi, last_id, oldest, tail, sequential=w.sequential)
     return page, rest

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from stripectl.errors import UsageError
-from stripectl.webhooks.snapshots import subscription_row
 from stripectl.webhooks.statemachine import Access, decide_access
 
 KINDS = (
@@ -69,9 +68,9 @@ def local_entry(row: tuple[Any, ...]) -> tuple[str, Entry]:
     )
 
 
-def remote_entry(sub: dict[str, Any]) -> Entry:
-    """The compared fields of a Stripe subscription (any API shape)."""
-    row = subscription_row(sub)
+def remote_entry(row: dict[str, Any]) -> Entry:
+    """The compared fields of a Stripe subscription (any API shape), from
+    its `subscription_row`."""
     return Entry(
         row["status"], row["price"], row["quantity"], row["current_period_end"],
         bool(row["cancel_at_period_end"]), row["customer"], row["user_id"],

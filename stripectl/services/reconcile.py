@@ -21,6 +21,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -163,16 +164,22 @@ def reconcile(
     stats = ListingStats()
     sync_store.listed_begin(store)
     try:
-        for page in list_subscription_pages(gateway, upper=started, status="all", stats=stats):
-            by_id = {sub["id"]: sub for sub in page}
-            fresh = sync_store.listed_add(store, list(by_id))
-            rows = sync_store.index_rows(store, fresh)
-            for sid in fresh:
-                _compare(store, report, options, access, keep, repairs, by_id[sid],
-                         rows.get(sid), started)
-            report.remote_count += len(fresh)
-            if progress is not None:
-                progress(len(page))
+        # Each subscription arrives as its mirror row (made in a helper
+        # process on a large account: gateway/page_pool.py).
+        pages = list_subscription_pages(
+            gateway, upper=started, transform=subscription_row, status="all", stats=stats
+        )
+        with closing(pages):
+            for page in pages:
+                by_id = {row["id"]: row for row in page}
+                fresh = sync_store.listed_add(store, list(by_id))
+                rows = sync_store.index_rows(store, fresh)
+                for sid in fresh:
+                    _compare(store, report, options, access, keep, repairs, by_id[sid],
+                             rows.get(sid), started)
+                report.remote_count += len(fresh)
+                if progress is not None:
+                    progress(len(page))
         report.requests = stats.requests
         missing_remote: list[str] = []
         for row in sync_store.iter_unlisted_index(store):
@@ -205,16 +212,17 @@ def _compare(
     access: AccessFn,
     keep: Callable[[list[Finding]], list[Finding]],
     repairs: dict[str, dict[str, Any]],
-    sub: dict[str, Any],
+    listed: dict[str, Any],
     row: tuple[Any, ...] | None,
     started: int,
 ) -> None:
-    """One listed subscription against its mirror row (None: not mirrored)."""
-    sid = sub["id"]
-    remote = remote_entry(sub)
+    """One listed subscription (its `subscription_row`) against its mirror
+    row (None: not mirrored)."""
+    sid = listed["id"]
+    remote = remote_entry(listed)
     if row is None:
         if keep([Finding(sid, "missing_local", None, summary_of(remote))]) and options.fix:
-            repairs[sid] = subscription_row(sub)
+            repairs[sid] = listed
         return
     _, local = local_entry(row)
     if sync_store.subscription_newer_than_snapshot(store, sid, local.last_event_created, started):
@@ -223,7 +231,7 @@ def _compare(
     report.compared += 1
     if keep(diff(sid, local, remote, access, listing_at=started)):
         if options.fix:
-            repairs[sid] = subscription_row(sub)
+            repairs[sid] = listed
     else:
         report.in_sync += 1
         if options.collect_in_sync:
