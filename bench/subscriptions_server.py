@@ -18,7 +18,8 @@ requests that arrived in any 1-second window.
     # prints "PORT <port>" then serves
 
 Bench-only control routes: GET /_bench/stats -> {"requests", "throttled",
-"max_in_any_second"}; POST /_bench/reset -> zero those; POST
+"max_in_any_second", "first_to_last_request" (seconds), "timeline" (requests in each second from the
+first)}; POST /_bench/reset -> zero those; POST
 /_bench/drift?every=K -> cancel every K-th subscription, bump the quantity
 of every (K/2)-th one (Stripe-side drift for reconcile to find).
 """
@@ -155,6 +156,9 @@ class Limits:
     def reset(self) -> None:
         with self.lock:
             self.requests = self.throttled = self.max_in_any_second = 0
+            self.first: float | None = None
+            self.timeline: list[int] = []  # requests arrived in each second since the first
+            self.last: float | None = None
             self.accepted: collections.deque[float] = collections.deque()
             self.arrived: collections.deque[float] = collections.deque()
 
@@ -163,6 +167,11 @@ class Limits:
         now = time.monotonic()
         with self.lock:
             self.requests += 1
+            self.first = now if self.first is None else self.first
+            self.last = now
+            second = int(now - self.first)
+            self.timeline.extend([0] * (second + 1 - len(self.timeline)))
+            self.timeline[second] += 1
             self.arrived.append(now)
             while self.arrived and self.arrived[0] <= now - 1.0:
                 self.arrived.popleft()
@@ -177,8 +186,10 @@ class Limits:
 
     def stats(self) -> dict[str, int]:
         with self.lock:
+            span = 0.0 if self.first is None or self.last is None else self.last - self.first
             return {"requests": self.requests, "throttled": self.throttled,
-                    "max_in_any_second": self.max_in_any_second}
+                    "max_in_any_second": self.max_in_any_second,
+                    "first_to_last_request": round(span, 3), "timeline": self.timeline}
 
 
 _TOO_MANY = (b'{"error":{"type":"invalid_request_error","code":"rate_limit",'
