@@ -21,7 +21,8 @@ import pytest
 
 from stripectl.gateway.page_pool import PageDigester, digest
 from stripectl.gateway.subscriptions import list_subscription_pages
-from stripectl.gateway.windows import ListingStats, Page, _Schedule, object_page
+from stripectl.gateway.window_schedule import _Schedule
+from stripectl.gateway.windows import ListingStats, Page, object_page
 from stripectl.webhooks.snapshots import subscription_row
 from tests import factories as f
 from tests.fakes.base import Request, Response
