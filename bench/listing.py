@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -79,6 +80,32 @@ def _steal() -> float | None:
         return None
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of `pid` and its children (the page helper), summed (Linux /proc)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
 def timed(cmd: list[str], url: str, workdir: Path, name: str) -> dict[str, Any]:
     """Run one child; wall time, exit code, peak RSS (wait4), CPU (its own and
     its waited-for children's: the page helper's), the VM's steal meanwhile,
@@ -90,7 +117,18 @@ def timed(cmd: list[str], url: str, workdir: Path, name: str) -> dict[str, Any]:
     with out.open("wb") as stdout, err.open("wb") as stderr:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
+        tree_peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:  # wait4's peak is the larger process's, not the sum
+            while not done.wait(0.25):
+                tree_peak[0] = max(tree_peak[0], _tree_rss_mb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
         elapsed = time.perf_counter() - started
     rc = os.waitstatus_to_exitcode(status)
     stolen_after = _steal()
@@ -101,6 +139,7 @@ def timed(cmd: list[str], url: str, workdir: Path, name: str) -> dict[str, Any]:
         data = None
     return {"seconds": elapsed, "rc": rc, "maxrss_mb": usage.ru_maxrss / 1024,
             "cpu_s": usage.ru_utime + usage.ru_stime, "steal_s": steal,
+            "tree_rss_mb": tree_peak[0],
             **_get(url, "/_bench/stats"),
             "json": data, "stderr": err.read_text(errors="replace")[-600:]}
 
@@ -109,7 +148,8 @@ def _line(label: str, r: dict[str, Any], floor: float, extra: str = "") -> str:
     return (f"{label:<22}: {r['seconds']:8.2f} s  {r['seconds'] / floor:5.2f}x floor  "
             f"requests {r['requests']:>7}  429s {r['throttled']:>4}  "
             f"max/s {r['max_in_any_second']:>4}  cpu {r['cpu_s']:7.1f} s  "
-            f"peak RSS {r['maxrss_mb']:6.1f} MB  steal {_fmt(r['steal_s'])}  rc {r['rc']}  {extra}")
+            f"peak RSS {r['maxrss_mb']:6.1f} MB (with helper {r['tree_rss_mb']:6.1f})  "
+            f"steal {_fmt(r['steal_s'])}  rc {r['rc']}  {extra}")
 
 
 def _fmt(seconds: float | None) -> str:
@@ -190,8 +230,10 @@ def run(n: int, rps: float, args: argparse.Namespace, bare: bool, workdir: Path
             checks.append((f"sync and reconcile >= {BARE_TARGET:g}x faster than the bare loop",
                            min(ratio_s, ratio_r) >= BARE_TARGET))
     if n >= 1_000_000 or args.memory_check:
-        checks.append((f"reconcile peak RSS < {MEMORY_TARGET_MB:.0f} MB (every attempt)",
-                       all(r["maxrss_mb"] < MEMORY_TARGET_MB for r in recs)))
+        checks.append((f"reconcile peak RSS < {MEMORY_TARGET_MB:.0f} MB, the helper's included"
+                       " (every attempt)",
+                       all(max(r["maxrss_mb"], r["tree_rss_mb"]) < MEMORY_TARGET_MB
+                           for r in recs)))
     for name, ok in checks:
         print(f"  [{'PASS' if ok else 'FAIL'}] {name}")
     for r, label in [*((x, "sync") for x in syncs), *((x, "reconcile") for x in recs)]:
