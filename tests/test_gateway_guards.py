@@ -28,6 +28,18 @@ def test_malformed_subscription_list_exits_4_with_one_line(
     assert "bug" not in result.stderr
 
 
+@pytest.mark.parametrize("command", ["sync", "reconcile"])
+def test_a_listed_item_that_is_not_an_object_exits_4(command: str, tmp_path: Path) -> None:
+    fake = FakeSubscriptions()
+    fake.fail_next.append(Response(200, {"object": "list", "data": [1], "has_more": False}))
+    with serve(fake) as url:
+        result = cli(url, tmp_path / "m.db", command)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: unexpected list response from Stripe: /v1/subscriptions with an item that "
+        "is not an object"]
+
+
 def test_gateway_settings_repr_hides_the_api_key() -> None:
     key = "sk_test_stripectl_fake_0000"
     settings = GatewaySettings(api_key=key, api_base="http://127.0.0.1:1")

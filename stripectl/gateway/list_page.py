@@ -17,7 +17,7 @@ from typing import Any
 
 from stripectl.errors import StripeAPIError
 from stripectl.gateway.client import Gateway
-from stripectl.gateway.page_pool import BodyError, PageDigester, digest_doc, parse_body
+from stripectl.gateway.page_pool import PATH, BodyError, PageDigester, digest_doc, parse_body
 from stripectl.gateway.windows import Page, checked_keys
 
 
@@ -53,6 +53,6 @@ def digested_page(
     # Without a raw body (no paced client): the same digest, of the SDK's parse.
     result = digester(raw) if raw is not None else digest_doc(body, digester.transform)
     if isinstance(result, str):
-        raise StripeAPIError(f"{result}: {path}")
+        raise StripeAPIError(result.replace(PATH, path))
     keys, items, has_more = result
     return Page(checked_keys(keys), items, has_more)

@@ -54,6 +54,7 @@ _PIPE_BYTES = 1 << 20  # a page's body in one write (Linux; 64 KB pipes otherwis
 _RAISED = object()  # a helper's answer: the transform raised (digest again here to see it)
 
 Transform = Callable[[dict[str, Any]], Any]
+PATH = "<path>"  # in a digest's reason: where the caller puts the request's path
 # (keys, items, has_more) of a page, or the reason its body is not a list page
 Digested = tuple[list[tuple[Any, Any]], list[Any], bool] | str
 
@@ -79,7 +80,7 @@ def digest(body: bytes, transform: Transform | None) -> Digested:
     try:
         doc = parse_body(body)
     except BodyError as exc:
-        return f"invalid response body from Stripe ({exc})"
+        return f"invalid response body from Stripe: {PATH} ({exc})"
     return digest_doc(doc, transform)
 
 
@@ -87,9 +88,9 @@ def digest_doc(doc: Any, transform: Transform | None) -> Digested:
     """`digest` of a body already parsed."""
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, list):
-        return "unexpected list response from Stripe: no data list"
+        return f"unexpected list response from Stripe: {PATH} without a data list"
     if not all(isinstance(o, dict) for o in data):
-        return "unexpected list response from Stripe: an item is not an object"
+        return f"unexpected list response from Stripe: {PATH} with an item that is not an object"
     keys = [(o.get("id"), o.get("created")) for o in data]
     items = data if transform is None else [transform(o) for o in data]
     return keys, items, bool(doc.get("has_more"))
