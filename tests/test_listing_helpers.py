@@ -135,6 +135,32 @@ def test_a_helper_killed_mid_listing_loses_nothing(big: tuple[HookedSubscription
     assert helper_pids() == set()
 
 
+def test_sync_says_when_its_helper_died_and_mirrors_everything(
+    big: tuple[HookedSubscriptions, str], tmp_path: Path
+) -> None:
+    import json
+
+    from tests.drift_helpers import cli
+
+    app, url = big
+    killed: list[int] = []
+
+    def kill_helper(n: int, req: Request) -> None:
+        time.sleep(0.03)
+        if n >= 20 and not killed:
+            for pid in helper_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    app.hook = kill_helper
+    result = cli(url, tmp_path / "m.db", "sync", "--json", "--max-rps", "200")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert killed and report["summary"]["created"] == 3000
+    assert any("helper process stopped" in n and "nothing was lost" in n for n in report["notes"])
+    assert helper_pids() == set()
+
+
 def test_a_transform_that_raises_in_a_helper_raises_here(
     big: tuple[HookedSubscriptions, str]
 ) -> None:

@@ -115,9 +115,7 @@ def transform_name(transform: Transform | None) -> str | None:
     return f"{module}:{qualname}"
 
 
-def _resolve(name: str) -> Transform | None:
-    if name == "-":
-        return None
+def _resolve(name: str) -> Transform:
     module, _, qualname = name.partition(":")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):

@@ -115,6 +115,9 @@ def full_sync(
             store.meta_set("livemode", "1" if gateway.livemode else "0")
     report.ids = {k: v for k, v in report.ids.items() if v and k != "unchanged"}
     report.requests = stats.requests
+    if stats.helper_failed is not None:
+        report.notes.append(f"{stats.helper_failed}: the rest of the listing was parsed in "
+                            "this process (slower; nothing was lost)")
     return report
 
 
