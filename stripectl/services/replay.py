@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import islice, repeat
-from typing import Any
 
 from stripectl.services.mirror_view import OverlayView
 from stripectl.services.payment_report import payment_report
+from stripectl.services.replay_chunk import claim_note, event_rows, lock_names, note_duplicate
 from stripectl.services.replay_report import EventResult, EventSink, ReplayReport
 from stripectl.services.subscription_report import subscription_report
 from stripectl.store import Store
@@ -184,13 +184,13 @@ def _replay_inspected(
                 names = None
                 if store.concurrent_writers:
                     mode = store.meta_get("livemode")  # once set, never changed
-                    names = _lock_names(inspected, mode_known=mode is not None)
+                    names = lock_names(inspected, mode_known=mode is not None)
                 with store.transaction(names):
                     run.check_store()
                     if mode is not None:
                         run.view.know_livemode(mode == "1")
                     results = run.process_chunk(inspected, clock)
-                    rows = _event_rows(inspected, results, report.run_id, clock)
+                    rows = event_rows(inspected, results, report.run_id, clock)
                     bulk = len(rows) >= store_events.BULK_ROWS
                     if bulk:  # a bulk load cannot ride the batch (COPY on PostgreSQL)
                         store_events.insert_events(store, rows)
@@ -282,7 +282,7 @@ class _Run:
             )
             if ins.claimed_id is not None:
                 res.claimed_event_id = ins.claimed_id
-                res.note = _claim_note(ins.claimed_id, res.note)
+                res.note = claim_note(ins.claimed_id, res.note)
             results.append(res)
             if ins.touched_sub:
                 touched.add(ins.touched_sub)
@@ -296,7 +296,7 @@ class _Run:
                 # forged delivery on its second run), but its bytes are stored.
                 res.stored_before = True
                 res.rejected_before = prior[1] if prior is not None else ins.reason
-                res.note = _claim_note(ins.claimed_id, "already stored: this delivery was rejected before")
+                res.note = claim_note(ins.claimed_id, "already stored: this delivery was rejected before")
                 continue
             if ins.delivery_id in seen_deliveries or (
                 # A delivery rejected earlier that passes now (the operator may now
@@ -311,7 +311,7 @@ class _Run:
                     # report does not depend on where chunks end.
                     repeats.append((res, ins, first))
                 else:
-                    _note_duplicate(res, ins, prior)
+                    note_duplicate(res, ins, prior)
                 continue
             if prior is not None:
                 res.note = f"re-checked: stored earlier as rejected: {prior[1]}"
@@ -356,90 +356,12 @@ class _Run:
                 mode = bool(ins.livemode)
                 view.set_livemode(mode)
         for res, ins, first in repeats:
-            _note_duplicate(res, ins, (first.outcome, first.reason))
+            note_duplicate(res, ins, (first.outcome, first.reason))
         for _, ins in candidates:  # again: a refund's charge may be known only now
             if ins.table in MONEY_TABLES:
                 self.touched_payments |= touched_intents(view, ins)
         return results
 
 
-def _lock_names(inspected: list[Inspected], *, mode_known: bool) -> list[str]:
-    """Everything a chunk reads to decide and then writes, by name: each
-    delivery id (dedupe of the bytes), event id (dedupe of the event), the
-    object each event applies to, and the subscription a Checkout Session
-    names (its completion links the user; a subscription reads that link).
-    The mirror's mode, while it has none (the first event sets it; never
-    changed after)."""
-    names: list[str] = []
-    add = names.append
-    for ins in inspected:
-        add(f"d:{ins.delivery_id}")
-        if ins.reason is not None:
-            continue  # rejected: only its `events` row is written
-        if ins.event_id:
-            add(f"e:{ins.event_id}")
-        if ins.table is not None and ins.object_id:
-            add(f"o:{ins.table}:{ins.object_id}")
-            if ins.table == "checkout_sessions" and ins.row and ins.row.get("subscription"):
-                add(f"o:subscriptions:{ins.row['subscription']}")
-    if not mode_known:
-        add("meta:livemode")
-    return names
-
-
-def _claim_note(claimed: str | None, note: str | None) -> str | None:
-    if claimed is None:
-        return note
-    claim = f"claims event {claimed} (unverified)"
-    return f"{note}; {claim}" if note else claim
-
-
-def _note_duplicate(
-    res: EventResult, ins: Inspected, prior: tuple[str, str | None] | None
-) -> None:
-    """Say what the stored copy of a duplicate delivery did (`prior`: its
-    outcome and reason in `events`)."""
-    if prior is not None and prior[0] != "duplicate":
-        res.note = f"stored earlier as {prior[0]}" + (f": {prior[1]}" if prior[1] else "")
-        if prior[0] == "rejected":
-            # Its first copy was rejected after inspection (livemode_mismatch):
-            # this copy is the same finding.
-            res.rejected_before = prior[1] or "rejected"
-            res.outcome, res.reason = "rejected", res.rejected_before
-            res.note = "already stored: this delivery was rejected before"
-            res.stored_before = True
-
-
 def _candidate_key(pair: tuple[EventResult, Inspected]) -> tuple[int, int, str]:
     return sort_key(pair[1])
-
-
-def _event_rows(
-    inspected: list[Inspected], results: list[EventResult], run_id: str, now: int
-) -> list[tuple[Any, ...]]:
-    """`events` rows (store/events.COLUMNS order) for the chunk's new deliveries;
-    plain tuples: a NamedTuple per row cost ~3x more."""
-    return [
-        (
-            ins.delivery_id,
-            ins.event_id,
-            ins.type,
-            ins.created,
-            None if ins.livemode is None else int(ins.livemode),
-            ins.object_id,
-            ins.api_version,
-            ins.source,
-            ins.received_at,
-            ins.headers,
-            ins.body,
-            int(ins.verified),
-            res.outcome,
-            res.reason,
-            res.note,
-            run_id,
-            now,
-        )
-        for ins, res in zip(inspected, results, strict=True)
-        # A duplicate delivery: the identical bytes are already in `events`.
-        if res.reason != "delivery already stored" and not res.stored_before
-    ]

@@ -19,6 +19,8 @@ from typing import Any
 from stripectl.webhooks import json_parse
 from stripectl.webhooks.delivery import Delivery
 from stripectl.webhooks.facts import prev_status, row_for, table_for, touched_subscription
+from stripectl.webhooks.storable import METADATA_DEPTH as METADATA_DEPTH
+from stripectl.webhooks.storable import bad_text, encoded_again, nul_text, out_of_range, unstorable
 
 # Why a delivery can be rejected (README "Rejection reasons").
 REASONS = {
@@ -54,11 +56,6 @@ IGNORED = {
 }
 
 
-# SQLite's INTEGER. A number outside it is also where the two JSON parsers
-# differ (webhooks/json_parse.py: beyond 64 bits orjson gives a float), so
-# it is refused whether it parsed as an int or as a float.
-_LIMIT = 2**63
-METADATA_DEPTH = 32
 
 
 @dataclass(slots=True)
@@ -215,9 +212,9 @@ def inspect(
     # JSON spells a NUL character only as \u0000: one scan of the raw body
     # spares every delivery without one the per-value checks.
     nul = b"\\u0000" in body
-    problem = _bad_text(result.event_id) or _bad_text(result.type)
+    problem = bad_text(result.event_id) or bad_text(result.type)
     if nul and problem is None:
-        problem = _nul_text(result.event_id, result.type)
+        problem = nul_text(result.event_id, result.type)
     if problem is not None:
         result.event_id = result.type = None
         return result.reject("malformed", problem)
@@ -230,7 +227,7 @@ def inspect(
     created = event.get("created")
     if not isinstance(created, int) or isinstance(created, bool):
         return result.reject("malformed", "event without an integer created")
-    if not -_LIMIT <= created < _LIMIT:
+    if out_of_range(created, int):
         return result.reject("malformed", f"created is not a 64-bit number: {str(created)[:40]}")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
@@ -243,17 +240,17 @@ def inspect(
         # Balance, the upcoming invoice, cash balances, tax settings, billing
         # alerts, entitlement summaries, discounts before 2020).
         result.ignore = "unhandled event type"
-        if not isinstance(object_id, str) or _bad_text(object_id) is not None or (
-            nul and _nul_text(object_id)
+        if not isinstance(object_id, str) or bad_text(object_id) is not None or (
+            nul and nul_text(object_id)
         ):
             object_id = None
     else:
         if not isinstance(object_id, str):
             return result.reject("malformed", "event without data.object.id")
-        problem = _bad_text(object_id) or (_nul_text(object_id) if nul else None)
+        problem = bad_text(object_id) or (nul_text(object_id) if nul else None)
         if problem is not None:
             return result.reject("malformed", problem)
-        problem = _encoded_again(obj)
+        problem = encoded_again(obj)
         if problem is not None:
             return result.reject("malformed", problem)
         try:
@@ -272,12 +269,12 @@ def inspect(
     api_version = event.get("api_version")
     result.api_version = (
         api_version
-        if isinstance(api_version, str) and not _bad_text(api_version)
-        and not (nul and _nul_text(api_version))
+        if isinstance(api_version, str) and not bad_text(api_version)
+        and not (nul and nul_text(api_version))
         else None
     )
-    problem = _unstorable(result) or (_nul_text(result.prev_status, *(result.row or {}).values())
-                                      if nul else None)
+    values = [result.prev_status, *(result.row or {}).values()]
+    problem = unstorable(values) or (nul_text(*values) if nul else None)
     if problem is not None:
         return result.reject("malformed", problem)
     return result
@@ -299,7 +296,7 @@ def _thin(result: Inspected, event: dict[str, Any]) -> Inspected:
             result.created = None
     related = event.get("related_object")
     related_id = related.get("id") if isinstance(related, dict) else None
-    if isinstance(related_id, str) and _bad_text(related_id) is None:
+    if isinstance(related_id, str) and bad_text(related_id) is None:
         result.object_id = related_id
     return result
 
@@ -315,90 +312,5 @@ def _claim(result: Inspected, body: bytes, max_body_bytes: int) -> None:
     except (ValueError, RecursionError):
         return
     claimed = event.get("id") if isinstance(event, dict) else None
-    if isinstance(claimed, str) and 0 < len(claimed) <= 255 and _bad_text(claimed) is None:
+    if isinstance(claimed, str) and 0 < len(claimed) <= 255 and bad_text(claimed) is None:
         result.claimed_id = claimed
-
-
-def _encoded_again(obj: dict[str, Any]) -> str | None:
-    """Check what the row builders store inside JSON text columns: metadata,
-    and the items' quantity and period end. Their depth gets a fixed bound
-    before anything recurses into them (where RecursionError strikes
-    depends on how deep the caller's stack is), and their numbers must fit
-    64 bits (webhooks/json_parse.py: beyond, the two parsers differ)."""
-    todo: list[tuple[Any, int]] = []  # (value, how many containers hold it)
-    metadata = obj.get("metadata")
-    if isinstance(metadata, dict):
-        todo.extend([(value, 1) for value in metadata.values()])
-    items = obj.get("items")
-    data = items.get("data") if isinstance(items, dict) else None
-    for item in data if isinstance(data, list) else ():
-        if isinstance(item, dict):
-            quantity, period_end = item.get("quantity"), item.get("current_period_end")
-            if isinstance(quantity, dict | list) or isinstance(period_end, dict | list):
-                return "an item's quantity or current_period_end is not one value"
-            todo.append((quantity, 0))
-            todo.append((period_end, 0))
-    while todo:  # a loop, not recursion
-        value, depth = todo.pop()
-        kind = type(value)
-        if kind is int or kind is float:
-            if _out_of_range(value, kind):
-                return f"not a 64-bit number: {str(value)[:40]}"
-        elif kind is dict or kind is list:
-            if depth >= METADATA_DEPTH:  # Stripe's metadata is flat strings
-                return f"metadata nested deeper than {METADATA_DEPTH} levels"
-            todo.extend([(child, depth + 1) for child in (value.values() if kind is dict else value)])
-    return None
-
-
-def _bad_text(value: str | None) -> str | None:
-    """Why SQLite cannot store `value` as text (a lone surrogate: valid JSON,
-    not valid Unicode), or None."""
-    if value is None or value.isascii():
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return f"text that is not valid Unicode: {value[:40]!r}"
-    return None
-
-
-def _nul_text(*values: Any) -> str | None:
-    """Why a text column cannot hold one of `values`: PostgreSQL's text
-    cannot contain NUL (SQLite's can). Refused on both engines, so the two
-    hold the same mirror; the delivery itself is still stored, as bytes."""
-    for value in values:
-        if type(value) is str and "\x00" in value:
-            return f"text with a NUL character: {value[:40]!r}"
-    return None
-
-
-def _unstorable(result: Inspected) -> str | None:
-    """Why what this event puts in the mirror cannot be stored as it came,
-    or None. Caught here, one delivery is rejected; caught by SQLite, the
-    chunk's whole transaction would fail. (The `events` columns are checked
-    as they are set, the JSON text columns by _encoded_again.)"""
-    values: list[Any] = [result.prev_status]
-    if result.row is not None:
-        values.extend(result.row.values())
-    for value in values:
-        kind = type(value)
-        if kind is str:
-            if not value.isascii():  # ASCII, nearly every value, costs no call
-                problem = _bad_text(value)
-                if problem is not None:
-                    return problem
-        elif kind is int or kind is float:
-            if _out_of_range(value, kind):
-                return f"not a 64-bit number: {str(value)[:40]}"
-        elif value is not None and kind is not bool:
-            return f"a {kind.__name__} where one value belongs"
-    return None
-
-
-def _out_of_range(number: float, kind: type) -> bool:
-    """Outside SQLite's INTEGER. A float must be strictly inside: orjson
-    turns -2**63 - 1 into the float -2**63 (and NaN is in no range)."""
-    if kind is int:
-        return not -_LIMIT <= number < _LIMIT
-    return not -_LIMIT < number < _LIMIT

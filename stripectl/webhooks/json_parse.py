@@ -19,7 +19,7 @@ for two documented differences:
   the same input could parse or not). Now a document parses if orjson reads
   it, or if json.loads does and it nests no deeper than FALLBACK_DEPTH:
   fixed bounds. What walks parsed values again bounds their depth first
-  (metadata and items in inspect._encoded_again, headers and re-encoded
+  (metadata and items in storable.encoded_again, headers and re-encoded
   bodies in envelope.py with `too_deep`), so no outcome depends on the
   caller's stack.
 
