@@ -6,9 +6,13 @@ of N objects is N/100 round trips one after another; disjoint windows of
 whole seconds can be paged at once, each by its own cursor.
 
 - The listing covers `[lo, upper)` with `upper` = the second it started, in
-  windows; then, after every window is done, one trailing window
-  `[upper, +inf)` pages whatever was created since (a fixed upper bound, so
-  an object created meanwhile never shifts a window's pages).
+  windows; one trailing window `[upper, +inf)` pages whatever was created
+  since (a fixed upper bound, so an object created meanwhile never shifts a
+  window's pages). It is asked once the last windows are in flight, beside
+  them (a listing that had every worker busy) or after them.
+- The first request, `[upper, +inf)`, is also a probe for servers that
+  ignore or refuse `created` (then: one sequential listing); `[lo, upper)`
+  is asked with it and dropped unread if the listing turns sequential.
 - Windows split on whole seconds, so objects of one second always belong to
   one window and come in Stripe's own order; nothing can fall between two
   windows or belong to two. Within a window the cursor guarantees the rest.
@@ -21,12 +25,14 @@ whole seconds can be paged at once, each by its own cursor.
   round trips (one new window per round trip kept ~8 of 32 in flight: 43
   req/s at a 100 req/s limit) while a small account is not asked for many
   empty windows; a skewed account (most objects last month) spreads over
-  every worker after a few pages, wherever its objects are. A fresh window
-  that turns out empty costs one request; at 100,000 objects the listing
-  asks ~4% more than ceil(N/100) requests.
+  every worker after a few pages, wherever its objects are. When most
+  workers fall idle at the end, a window with two pages left is shared too.
+  A fresh window that turns out empty, or a window's last partial page,
+  costs one request; at 100,000 objects the listing asks ~4-9% more than
+  ceil(N/100) requests.
 - A page that fails (after the SDK's own retries) is asked again from the
-  same cursor, up to `PAGE_ATTEMPTS` times (gateway/window_schedule.py): a window resumes where it
-  stopped. If the cursor object was deleted meanwhile (`resource_missing`),
+  same cursor, up to `PAGE_ATTEMPTS` times (gateway/window_schedule.py): a
+  window resumes where it stopped. If the cursor object was deleted meanwhile (`resource_missing`),
   the window restarts at the cursor's second without a cursor and skips the
   ids it already returned for that second.
 
